@@ -1,0 +1,1065 @@
+//! Rookery's TOML configuration.
+//!
+//! `rookery serve` without a configuration file runs with [`Config::default`];
+//! `rookery serve --config FILE` and `rookery check-config --config FILE` read a
+//! file with [`Config::load`]. Every problem in the file — TOML syntax, unknown
+//! keys or tables, wrong types, out-of-range numbers, malformed addresses,
+//! missing TLS files — is reported at once as a [`ConfigErrors`], one
+//! `file:line:column: message` line per problem, so the operator can fix the
+//! whole file in one go. The server must refuse to start when there is any.
+//!
+//! [`EXAMPLE`] is the annotated example file shipped with Rookery; it documents
+//! every key with its default and allowed range.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use toml_edit::{Document, Item, TableLike};
+
+/// The annotated example configuration (`rookery.example.toml`).
+///
+/// Every key appears with its default value (TLS certificate and key are
+/// commented out), so it parses to exactly [`Config::default`].
+pub const EXAMPLE: &str = include_str!("../../../rookery.example.toml");
+
+/// The complete server configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Hosts served (virtual hosting). Default `["localhost"]`.
+    ///
+    /// Each is a domain, stored lowercased; it must not be empty, contain
+    /// whitespace, `@` or `/`, have empty labels, or exceed 1023 bytes. At least
+    /// one is required and duplicates are rejected.
+    pub hosts: Vec<String>,
+    /// Bare JIDs (`user@host`) with admin rights, stored lowercased. Default `[]`.
+    pub admins: Vec<String>,
+    /// Directory for the database, generated certificates and the admin socket.
+    /// Default `rookery-data`; relative paths are relative to the current directory.
+    pub data_dir: PathBuf,
+    /// Listening sockets (`[listen]`).
+    pub listen: Listen,
+    /// TLS certificate (`[tls]`).
+    pub tls: Tls,
+    /// Resource limits and timeouts (`[limits]`).
+    pub limits: Limits,
+    /// Authentication (`[auth]`).
+    pub auth: Auth,
+    /// Built-in modules (`[modules]`).
+    pub modules: Modules,
+    /// Logging (`[log]`).
+    pub log: Log,
+}
+
+/// Listening sockets (`[listen]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// Client-to-server with STARTTLS. Default `127.0.0.1:5222`; `c2s = false`
+    /// in the file disables it (`None`).
+    pub c2s: Option<SocketAddr>,
+    /// Client-to-server with direct TLS (XEP-0368). Default `127.0.0.1:5223`;
+    /// `c2s_tls = false` disables it (`None`).
+    pub c2s_tls: Option<SocketAddr>,
+    /// Unix socket for `rookery` admin commands. `None` (the default) means
+    /// `<data_dir>/admin.sock`; see [`Config::admin_socket_path`].
+    pub admin_socket: Option<PathBuf>,
+}
+
+/// TLS certificate and private key (`[tls]`), both PEM files.
+///
+/// Both or neither must be set; when set, both files must exist. When neither
+/// is set the server uses a certificate it generates itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tls {
+    /// Certificate chain (PEM). Default `None`.
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM). Default `None`.
+    pub key: Option<PathBuf>,
+}
+
+/// Resource limits and timeouts (`[limits]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest stanza accepted, in bytes. Default 262144; 10000 to 16 MiB.
+    pub max_stanza_size: usize,
+    /// Deepest element nesting accepted in a stanza. Default 32; 4 to 256.
+    pub max_depth: usize,
+    /// Most attributes accepted on one element. Default 64; 16 to 4096.
+    pub max_attributes: usize,
+    /// Stanzas queued to one session before it is considered stalled.
+    /// Default 1000; 10 to 1000000.
+    pub outbound_queue: usize,
+    /// Close a c2s stream after this many seconds without any data.
+    /// Default 300; 0 (never) to 86400.
+    pub idle_timeout_secs: u64,
+    /// Seconds a new connection has to complete authentication and resource
+    /// binding. Default 60; 1 to 3600.
+    pub handshake_timeout_secs: u64,
+    /// Offline messages stored per user. Default 1000; 0 to 1000000
+    /// (0 stores none).
+    pub max_offline_messages: u64,
+    /// Failed authentications allowed per IP address per minute.
+    /// Default 10; 1 to 100000.
+    pub auth_failures_per_minute: u32,
+}
+
+/// Authentication (`[auth]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    /// Account backend; only `"internal"` for now. Default `"internal"`.
+    pub backend: String,
+    /// SCRAM iterations for new passwords. Default 4096; 4096 to 1000000.
+    pub scram_iterations: u32,
+    /// Allow SASL and everything else without TLS on connections from
+    /// loopback addresses (for tests and benchmarks). Default false.
+    pub allow_plaintext_on_loopback: bool,
+    /// Offer the PLAIN mechanism (over TLS only). Default true.
+    pub allow_plain: bool,
+    /// In-band registration (XEP-0077). Default false.
+    pub registration: bool,
+    /// Delay before answering a failed authentication, in milliseconds.
+    /// Default 1000; 0 to 10000.
+    pub failure_delay_ms: u64,
+}
+
+/// Built-in modules (`[modules]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Modules {
+    /// Names of modules that are disabled (e.g. `["version", "last"]`).
+    /// Default `[]`. Names are not checked here; the server knows its modules.
+    pub disabled: Vec<String>,
+    /// Whether the software version module (XEP-0092) reveals the operating
+    /// system. Default false.
+    pub version_show_os: bool,
+}
+
+/// Logging (`[log]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    /// One of `error`, `warn`, `info`, `debug`, `trace`. Default `info`.
+    pub level: String,
+}
+
+const DEFAULT_C2S: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5222));
+const DEFAULT_C2S_TLS: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5223));
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hosts: vec!["localhost".to_owned()],
+            admins: Vec::new(),
+            data_dir: PathBuf::from("rookery-data"),
+            listen: Listen::default(),
+            tls: Tls::default(),
+            limits: Limits::default(),
+            auth: Auth::default(),
+            modules: Modules::default(),
+            log: Log::default(),
+        }
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            c2s: Some(DEFAULT_C2S),
+            c2s_tls: Some(DEFAULT_C2S_TLS),
+            admin_socket: None,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_stanza_size: 262_144,
+            max_depth: 32,
+            max_attributes: 64,
+            outbound_queue: 1000,
+            idle_timeout_secs: 300,
+            handshake_timeout_secs: 60,
+            max_offline_messages: 1000,
+            auth_failures_per_minute: 10,
+        }
+    }
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            backend: "internal".to_owned(),
+            scram_iterations: 4096,
+            allow_plaintext_on_loopback: false,
+            allow_plain: true,
+            registration: false,
+            failure_delay_ms: 1000,
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates TOML text; `origin` is the file name used in messages.
+    ///
+    /// Keys that are absent keep their defaults. On failure every problem found
+    /// is returned, sorted by position.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+        let doc = match Document::parse(text) {
+            Ok(doc) => doc,
+            Err(err) => {
+                let offset = err.span().map_or(0, |span| span.start);
+                let (line, column) = position(text, offset);
+                return Err(ConfigErrors(vec![ConfigError {
+                    origin: origin.to_owned(),
+                    line,
+                    column,
+                    message: format!("TOML syntax error: {}", err.message()),
+                }]));
+            }
+        };
+        let mut checker = Checker::default();
+        let config = checker.config(doc.as_table());
+        if checker.problems.is_empty() {
+            return Ok(config);
+        }
+        checker.problems.sort_by_key(|(offset, _)| *offset);
+        Err(ConfigErrors(
+            checker
+                .problems
+                .into_iter()
+                .map(|(offset, message)| {
+                    let (line, column) = position(text, offset);
+                    ConfigError {
+                        origin: origin.to_owned(),
+                        line,
+                        column,
+                        message,
+                    }
+                })
+                .collect(),
+        ))
+    }
+
+    /// Reads, parses and validates a configuration file.
+    ///
+    /// Messages name the file as `path` is written. A file that cannot be read
+    /// is reported as a single error without a position.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let origin = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::from_toml(&text, &origin),
+            Err(err) => Err(ConfigErrors(vec![ConfigError {
+                origin,
+                line: 0,
+                column: 0,
+                message: format!("cannot read configuration file: {err}"),
+            }])),
+        }
+    }
+
+    /// The admin socket path: `listen.admin_socket`, or `<data_dir>/admin.sock`.
+    pub fn admin_socket_path(&self) -> PathBuf {
+        match &self.listen.admin_socket {
+            Some(path) => path.clone(),
+            None => self.data_dir.join("admin.sock"),
+        }
+    }
+}
+
+/// One problem in a configuration file.
+///
+/// Displays as `origin:line:column: message`, or `origin: message` when the
+/// problem has no position (`line` is 0, e.g. the file could not be read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file name, as given to [`Config::from_toml`] or [`Config::load`].
+    pub origin: String,
+    /// 1-based line; 0 when the problem has no position.
+    pub line: usize,
+    /// 1-based column in characters; 0 when the problem has no position.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.origin, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.origin, self.line, self.column, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every problem found in a configuration file (never empty when returned
+/// by this crate). Displays one problem per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// 1-based (line, column) of a byte offset; columns count characters.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let bytes = &text.as_bytes()[..offset.min(text.len())];
+    let line_start = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line = 1 + bytes.iter().filter(|&&b| b == b'\n').count();
+    // Count characters by skipping UTF-8 continuation bytes.
+    let column = 1 + bytes[line_start..]
+        .iter()
+        .filter(|&&b| b & 0xC0 != 0x80)
+        .count();
+    (line, column)
+}
+
+const TOP_KEYS: &[&str] = &[
+    "hosts", "admins", "data_dir", "listen", "tls", "limits", "auth", "modules", "log",
+];
+const LISTEN_KEYS: &[&str] = &["c2s", "c2s_tls", "admin_socket"];
+const TLS_KEYS: &[&str] = &["cert", "key"];
+const LIMITS_KEYS: &[&str] = &[
+    "max_stanza_size",
+    "max_depth",
+    "max_attributes",
+    "outbound_queue",
+    "idle_timeout_secs",
+    "handshake_timeout_secs",
+    "max_offline_messages",
+    "auth_failures_per_minute",
+];
+const AUTH_KEYS: &[&str] = &[
+    "backend",
+    "scram_iterations",
+    "allow_plaintext_on_loopback",
+    "allow_plain",
+    "registration",
+    "failure_delay_ms",
+];
+const MODULES_KEYS: &[&str] = &["disabled", "version_show_os"];
+const LOG_KEYS: &[&str] = &["level"];
+const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
+const AUTH_BACKENDS: &[&str] = &["internal"];
+
+/// Longest domain accepted in `hosts`, in bytes.
+const MAX_DOMAIN_LEN: usize = 1023;
+
+/// One key/value pair of a table, with the byte offsets used in messages.
+struct Entry<'t> {
+    /// The key as written (unquoted).
+    name: &'t str,
+    /// Where the key starts.
+    key_at: usize,
+    /// Where the value (or table header) starts.
+    value_at: usize,
+    item: &'t Item,
+}
+
+/// A `[table]` being checked: its dotted name (`None` for the top level),
+/// the keys it accepts, and its entries.
+struct Section<'t> {
+    name: Option<&'static str>,
+    known: &'static [&'static str],
+    entries: Vec<Entry<'t>>,
+}
+
+impl Section<'_> {
+    /// The dotted path of `key` in this section, e.g. `listen.c2s`.
+    fn path(&self, key: &str) -> String {
+        match self.name {
+            Some(section) => format!("{section}.{key}"),
+            None => key.to_owned(),
+        }
+    }
+}
+
+fn entries(table: &dyn TableLike) -> Vec<Entry<'_>> {
+    table
+        .iter()
+        .map(|(name, item)| {
+            let key_at = table
+                .key(name)
+                .and_then(|key| key.span())
+                .map_or(0, |span| span.start);
+            let value_at = match item {
+                // A `[header]` table spans its header; an implicit or dotted
+                // table has no header of its own, so point at its key.
+                Item::Table(table) if !table.is_implicit() && !table.is_dotted() => {
+                    item.span().map_or(key_at, |span| span.start)
+                }
+                Item::Table(_) => key_at,
+                _ => item.span().map_or(key_at, |span| span.start),
+            };
+            Entry {
+                name,
+                key_at,
+                value_at,
+                item,
+            }
+        })
+        .collect()
+}
+
+/// How an item's type is named in messages.
+fn found(item: &Item) -> &'static str {
+    match item {
+        Item::Value(toml_edit::Value::InlineTable(_)) => "table",
+        _ => item.type_name(),
+    }
+}
+
+/// Collects problems as (byte offset, message) while building a [`Config`].
+#[derive(Default)]
+struct Checker {
+    problems: Vec<(usize, String)>,
+}
+
+impl Checker {
+    fn report(&mut self, at: usize, message: String) {
+        self.problems.push((at, message));
+    }
+
+    fn wrong_type(&mut self, path: &str, entry: &Entry<'_>, expected: &str) {
+        let message = format!("{path}: expected {expected}, found {}", found(entry.item));
+        self.report(entry.value_at, message);
+    }
+
+    fn unknown(&mut self, section: &Section<'_>, entry: &Entry<'_>) {
+        let suggestion = suggest(entry.name, section.known);
+        let is_table = match entry.item {
+            Item::Table(table) => !table.is_dotted(),
+            Item::ArrayOfTables(_) => true,
+            _ => false,
+        };
+        let message = if is_table {
+            let mut message = format!("unknown table [{}]", section.path(entry.name));
+            if let Some(known) = suggestion {
+                message.push_str(&format!(" (did you mean [{}]?)", section.path(known)));
+            }
+            message
+        } else {
+            let place = match section.name {
+                Some(name) => format!("[{name}]"),
+                None => "top level".to_owned(),
+            };
+            let mut message = format!("unknown key {:?} in {place}", entry.name);
+            if let Some(known) = suggestion {
+                message.push_str(&format!(" (did you mean {known:?}?)"));
+            }
+            message
+        };
+        let at = if is_table {
+            entry.value_at
+        } else {
+            entry.key_at
+        };
+        self.report(at, message);
+    }
+
+    /// The sub-table for a known section key, or a type error.
+    fn section<'t>(
+        &mut self,
+        name: &'static str,
+        known: &'static [&'static str],
+        entry: &Entry<'t>,
+    ) -> Option<Section<'t>> {
+        let table = match entry.item {
+            Item::ArrayOfTables(_) => None,
+            item => item.as_table_like(),
+        };
+        match table {
+            Some(table) => Some(Section {
+                name: Some(name),
+                known,
+                entries: entries(table),
+            }),
+            None => {
+                self.wrong_type(name, entry, "a table");
+                None
+            }
+        }
+    }
+
+    fn string<'t>(&mut self, path: &str, entry: &Entry<'t>) -> Option<&'t str> {
+        let value = entry.item.as_str();
+        if value.is_none() {
+            self.wrong_type(path, entry, "a string");
+        }
+        value
+    }
+
+    fn non_empty<'t>(&mut self, path: &str, entry: &Entry<'t>) -> Option<&'t str> {
+        let value = self.string(path, entry)?;
+        if value.is_empty() {
+            self.report(entry.value_at, format!("{path}: must not be empty"));
+            return None;
+        }
+        Some(value)
+    }
+
+    fn boolean(&mut self, path: &str, entry: &Entry<'_>) -> Option<bool> {
+        let value = entry.item.as_bool();
+        if value.is_none() {
+            self.wrong_type(path, entry, "a boolean");
+        }
+        value
+    }
+
+    /// An integer within `range`, converted to the field's type.
+    fn integer<T: TryFrom<i64>>(
+        &mut self,
+        path: &str,
+        entry: &Entry<'_>,
+        range: RangeInclusive<i64>,
+    ) -> Option<T> {
+        let Some(value) = entry.item.as_integer() else {
+            self.wrong_type(path, entry, "an integer");
+            return None;
+        };
+        if !range.contains(&value) {
+            let message = format!(
+                "{path}: {value} is out of range (allowed: {} to {})",
+                range.start(),
+                range.end()
+            );
+            self.report(entry.value_at, message);
+            return None;
+        }
+        T::try_from(value).ok()
+    }
+
+    /// The strings of an array with their offsets; elements of other types
+    /// are reported and left out.
+    fn strings<'t>(&mut self, path: &str, entry: &Entry<'t>) -> Option<Vec<(&'t str, usize)>> {
+        let Some(array) = entry.item.as_array() else {
+            self.wrong_type(path, entry, "an array of strings");
+            return None;
+        };
+        let mut out = Vec::with_capacity(array.len());
+        for (i, value) in array.iter().enumerate() {
+            let at = value.span().map_or(entry.value_at, |span| span.start);
+            match value.as_str() {
+                Some(s) => out.push((s, at)),
+                None => self.report(
+                    at,
+                    format!(
+                        "{path}[{i}]: expected a string, found {}",
+                        match value {
+                            toml_edit::Value::InlineTable(_) => "table",
+                            other => other.type_name(),
+                        }
+                    ),
+                ),
+            }
+        }
+        Some(out)
+    }
+
+    /// A listening address: a socket address string, or `false` to disable.
+    fn listener(
+        &mut self,
+        path: &str,
+        entry: &Entry<'_>,
+        example: &str,
+    ) -> Option<Option<SocketAddr>> {
+        match entry.item.as_value() {
+            Some(toml_edit::Value::Boolean(b)) if !*b.value() => Some(None),
+            Some(toml_edit::Value::String(s)) => match s.value().parse::<SocketAddr>() {
+                Ok(addr) => Some(Some(addr)),
+                Err(_) => {
+                    let message = format!(
+                        "{path}: {:?} is not a socket address (expected e.g. {example:?})",
+                        s.value()
+                    );
+                    self.report(entry.value_at, message);
+                    None
+                }
+            },
+            Some(toml_edit::Value::Boolean(_)) => {
+                let message = format!(
+                    "{path}: expected a socket address such as {example:?}, or false to disable, found true"
+                );
+                self.report(entry.value_at, message);
+                None
+            }
+            _ => {
+                self.wrong_type(path, entry, "a socket address string or false");
+                None
+            }
+        }
+    }
+
+    /// Validates the whole document, returning the configuration built from
+    /// the valid parts (meaningful only when no problem was reported).
+    fn config(&mut self, root: &dyn TableLike) -> Config {
+        let mut config = Config::default();
+        let top = Section {
+            name: None,
+            known: TOP_KEYS,
+            entries: entries(root),
+        };
+        for entry in &top.entries {
+            let path = top.path(entry.name);
+            match entry.name {
+                "hosts" => self.hosts(&path, entry, &mut config.hosts),
+                "admins" => self.admins(&path, entry, &mut config.admins),
+                "data_dir" => {
+                    if let Some(dir) = self.non_empty(&path, entry) {
+                        config.data_dir = PathBuf::from(dir);
+                    }
+                }
+                "listen" => {
+                    if let Some(section) = self.section("listen", LISTEN_KEYS, entry) {
+                        self.listen(&section, &mut config.listen);
+                    }
+                }
+                "tls" => {
+                    if let Some(section) = self.section("tls", TLS_KEYS, entry) {
+                        self.tls(&section, &mut config.tls);
+                    }
+                }
+                "limits" => {
+                    if let Some(section) = self.section("limits", LIMITS_KEYS, entry) {
+                        self.limits(&section, &mut config.limits);
+                    }
+                }
+                "auth" => {
+                    if let Some(section) = self.section("auth", AUTH_KEYS, entry) {
+                        self.auth(&section, &mut config.auth);
+                    }
+                }
+                "modules" => {
+                    if let Some(section) = self.section("modules", MODULES_KEYS, entry) {
+                        self.modules(&section, &mut config.modules);
+                    }
+                }
+                "log" => {
+                    if let Some(section) = self.section("log", LOG_KEYS, entry) {
+                        self.log(&section, &mut config.log);
+                    }
+                }
+                _ => self.unknown(&top, entry),
+            }
+        }
+        config
+    }
+
+    fn hosts(&mut self, path: &str, entry: &Entry<'_>, out: &mut Vec<String>) {
+        let Some(list) = self.strings(path, entry) else {
+            return;
+        };
+        if entry.item.as_array().is_some_and(|a| a.is_empty()) {
+            let message = format!("{path}: at least one host is required");
+            self.report(entry.value_at, message);
+            return;
+        }
+        let mut seen = HashSet::new();
+        out.clear();
+        for (i, (host, at)) in list.into_iter().enumerate() {
+            match domain(host) {
+                Ok(host) => {
+                    if seen.insert(host.clone()) {
+                        out.push(host);
+                    } else {
+                        self.report(at, format!("{path}[{i}]: duplicate host {host:?}"));
+                    }
+                }
+                Err(why) => {
+                    let message = format!("{path}[{i}]: {host:?} is not a valid domain ({why})");
+                    self.report(at, message);
+                }
+            }
+        }
+    }
+
+    fn admins(&mut self, path: &str, entry: &Entry<'_>, out: &mut Vec<String>) {
+        let Some(list) = self.strings(path, entry) else {
+            return;
+        };
+        let mut seen = HashSet::new();
+        out.clear();
+        for (i, (jid, at)) in list.into_iter().enumerate() {
+            match bare_jid(jid) {
+                Ok(jid) => {
+                    if seen.insert(jid.clone()) {
+                        out.push(jid);
+                    } else {
+                        self.report(at, format!("{path}[{i}]: duplicate admin {jid:?}"));
+                    }
+                }
+                Err(why) => {
+                    let message = format!(
+                        "{path}[{i}]: {jid:?} is not a bare JID like \"admin@example.org\" ({why})"
+                    );
+                    self.report(at, message);
+                }
+            }
+        }
+    }
+
+    fn listen(&mut self, section: &Section<'_>, out: &mut Listen) {
+        let mut c2s_tls_at = None;
+        for entry in &section.entries {
+            let path = section.path(entry.name);
+            match entry.name {
+                "c2s" => {
+                    if let Some(addr) = self.listener(&path, entry, "127.0.0.1:5222") {
+                        out.c2s = addr;
+                    }
+                }
+                "c2s_tls" => {
+                    if let Some(addr) = self.listener(&path, entry, "127.0.0.1:5223") {
+                        out.c2s_tls = addr;
+                        c2s_tls_at = Some(entry.value_at);
+                    }
+                }
+                "admin_socket" => {
+                    if let Some(socket) = self.non_empty(&path, entry) {
+                        out.admin_socket = Some(PathBuf::from(socket));
+                    }
+                }
+                _ => self.unknown(section, entry),
+            }
+        }
+        // Port 0 asks the OS for any free port, so it never clashes.
+        if let (Some(plain), Some(tls), Some(at)) = (out.c2s, out.c2s_tls, c2s_tls_at)
+            && plain == tls
+            && plain.port() != 0
+        {
+            let message = format!("listen.c2s_tls: {tls} is already used by listen.c2s");
+            self.report(at, message);
+        }
+    }
+
+    fn tls(&mut self, section: &Section<'_>, out: &mut Tls) {
+        // (path, key offset, value offset) of each file given.
+        let mut cert = None;
+        let mut key = None;
+        for entry in &section.entries {
+            let path = section.path(entry.name);
+            let slot = match entry.name {
+                "cert" => &mut cert,
+                "key" => &mut key,
+                _ => {
+                    self.unknown(section, entry);
+                    continue;
+                }
+            };
+            if let Some(file) = self.non_empty(&path, entry) {
+                *slot = Some((PathBuf::from(file), entry.key_at, entry.value_at));
+            }
+        }
+        for (name, file) in [("tls.cert", &cert), ("tls.key", &key)] {
+            let Some((file, _, at)) = file else { continue };
+            match std::fs::metadata(file) {
+                Ok(meta) if meta.is_dir() => {
+                    let message =
+                        format!("{name}: {:?} is a directory, not a file", file.display());
+                    self.report(*at, message);
+                }
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    let message = format!("{name}: file {:?} does not exist", file.display());
+                    self.report(*at, message);
+                }
+                Err(err) => {
+                    let message = format!("{name}: cannot access {:?}: {err}", file.display());
+                    self.report(*at, message);
+                }
+            }
+        }
+        match (&cert, &key) {
+            (Some((_, at, _)), None) => self.report(
+                *at,
+                "tls.cert is set but tls.key is not (set both or neither)".to_owned(),
+            ),
+            (None, Some((_, at, _))) => self.report(
+                *at,
+                "tls.key is set but tls.cert is not (set both or neither)".to_owned(),
+            ),
+            _ => {}
+        }
+        out.cert = cert.map(|(file, _, _)| file);
+        out.key = key.map(|(file, _, _)| file);
+    }
+
+    fn limits(&mut self, section: &Section<'_>, out: &mut Limits) {
+        for entry in &section.entries {
+            let path = section.path(entry.name);
+            let path = path.as_str();
+            match entry.name {
+                "max_stanza_size" => {
+                    if let Some(v) = self.integer(path, entry, 10_000..=16 * 1024 * 1024) {
+                        out.max_stanza_size = v;
+                    }
+                }
+                "max_depth" => {
+                    if let Some(v) = self.integer(path, entry, 4..=256) {
+                        out.max_depth = v;
+                    }
+                }
+                "max_attributes" => {
+                    if let Some(v) = self.integer(path, entry, 16..=4096) {
+                        out.max_attributes = v;
+                    }
+                }
+                "outbound_queue" => {
+                    if let Some(v) = self.integer(path, entry, 10..=1_000_000) {
+                        out.outbound_queue = v;
+                    }
+                }
+                "idle_timeout_secs" => {
+                    if let Some(v) = self.integer(path, entry, 0..=86_400) {
+                        out.idle_timeout_secs = v;
+                    }
+                }
+                "handshake_timeout_secs" => {
+                    if let Some(v) = self.integer(path, entry, 1..=3600) {
+                        out.handshake_timeout_secs = v;
+                    }
+                }
+                "max_offline_messages" => {
+                    if let Some(v) = self.integer(path, entry, 0..=1_000_000) {
+                        out.max_offline_messages = v;
+                    }
+                }
+                "auth_failures_per_minute" => {
+                    if let Some(v) = self.integer(path, entry, 1..=100_000) {
+                        out.auth_failures_per_minute = v;
+                    }
+                }
+                _ => self.unknown(section, entry),
+            }
+        }
+    }
+
+    fn auth(&mut self, section: &Section<'_>, out: &mut Auth) {
+        for entry in &section.entries {
+            let path = section.path(entry.name);
+            let path = path.as_str();
+            match entry.name {
+                "backend" => {
+                    if let Some(backend) = self.string(path, entry) {
+                        if AUTH_BACKENDS.contains(&backend) {
+                            out.backend = backend.to_owned();
+                        } else {
+                            let message = format!(
+                                "{path}: unknown backend {backend:?} (supported: {})",
+                                quoted_list(AUTH_BACKENDS)
+                            );
+                            self.report(entry.value_at, message);
+                        }
+                    }
+                }
+                "scram_iterations" => {
+                    if let Some(v) = self.integer(path, entry, 4096..=1_000_000) {
+                        out.scram_iterations = v;
+                    }
+                }
+                "allow_plaintext_on_loopback" => {
+                    if let Some(v) = self.boolean(path, entry) {
+                        out.allow_plaintext_on_loopback = v;
+                    }
+                }
+                "allow_plain" => {
+                    if let Some(v) = self.boolean(path, entry) {
+                        out.allow_plain = v;
+                    }
+                }
+                "registration" => {
+                    if let Some(v) = self.boolean(path, entry) {
+                        out.registration = v;
+                    }
+                }
+                "failure_delay_ms" => {
+                    if let Some(v) = self.integer(path, entry, 0..=10_000) {
+                        out.failure_delay_ms = v;
+                    }
+                }
+                _ => self.unknown(section, entry),
+            }
+        }
+    }
+
+    fn modules(&mut self, section: &Section<'_>, out: &mut Modules) {
+        for entry in &section.entries {
+            let path = section.path(entry.name);
+            let path = path.as_str();
+            match entry.name {
+                "disabled" => {
+                    let Some(list) = self.strings(path, entry) else {
+                        continue;
+                    };
+                    let mut seen = HashSet::new();
+                    out.disabled.clear();
+                    for (i, (name, at)) in list.into_iter().enumerate() {
+                        if name.trim().is_empty() {
+                            self.report(at, format!("{path}[{i}]: module name must not be empty"));
+                        } else if !seen.insert(name) {
+                            self.report(at, format!("{path}[{i}]: duplicate module {name:?}"));
+                        } else {
+                            out.disabled.push(name.to_owned());
+                        }
+                    }
+                }
+                "version_show_os" => {
+                    if let Some(v) = self.boolean(path, entry) {
+                        out.version_show_os = v;
+                    }
+                }
+                _ => self.unknown(section, entry),
+            }
+        }
+    }
+
+    fn log(&mut self, section: &Section<'_>, out: &mut Log) {
+        for entry in &section.entries {
+            let path = section.path(entry.name);
+            let path = path.as_str();
+            match entry.name {
+                "level" => {
+                    let Some(level) = self.string(path, entry) else {
+                        continue;
+                    };
+                    if LOG_LEVELS.contains(&level) {
+                        out.level = level.to_owned();
+                    } else {
+                        let mut message = format!(
+                            "{path}: {level:?} is not a log level (expected one of {})",
+                            quoted_list(LOG_LEVELS)
+                        );
+                        if let Some(known) = suggest(level, LOG_LEVELS) {
+                            message.push_str(&format!("; did you mean {known:?}?"));
+                        }
+                        self.report(entry.value_at, message);
+                    }
+                }
+                _ => self.unknown(section, entry),
+            }
+        }
+    }
+}
+
+/// `"a", "b", "c"`
+fn quoted_list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|item| format!("{item:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks a domain name and returns it lowercased, or why it is invalid.
+fn domain(host: &str) -> Result<String, &'static str> {
+    if host.is_empty() {
+        return Err("empty");
+    }
+    if host.len() > MAX_DOMAIN_LEN {
+        return Err("longer than 1023 bytes");
+    }
+    if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("contains whitespace or control characters");
+    }
+    if host.contains('@') {
+        return Err("contains '@'");
+    }
+    if host.contains('/') {
+        return Err("contains '/'");
+    }
+    if host.split('.').any(str::is_empty) {
+        return Err("has an empty label: leading, trailing or doubled '.'");
+    }
+    Ok(host.to_lowercase())
+}
+
+/// Checks the shape `user@host` of a bare JID and returns it lowercased.
+fn bare_jid(jid: &str) -> Result<String, &'static str> {
+    if jid.contains('/') {
+        return Err("contains '/': a resource is not allowed");
+    }
+    let Some((user, host)) = jid.split_once('@') else {
+        return Err("no '@'");
+    };
+    if host.contains('@') {
+        return Err("more than one '@'");
+    }
+    if user.is_empty() {
+        return Err("empty user part");
+    }
+    if user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("user part contains whitespace or control characters");
+    }
+    if domain(host).is_err() {
+        return Err("invalid host part");
+    }
+    Ok(jid.to_lowercase())
+}
+
+/// The known name closest to `input`, if it is close enough to be a likely typo.
+fn suggest(input: &str, known: &[&'static str]) -> Option<&'static str> {
+    let normalize = |s: &str| -> Vec<char> {
+        s.chars()
+            .map(|c| if c == '-' { '_' } else { c })
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let input = normalize(input);
+    known
+        .iter()
+        .map(|&candidate| {
+            let candidate_chars = normalize(candidate);
+            let distance = edit_distance(&input, &candidate_chars);
+            let limit = (input.len().max(candidate_chars.len()) / 3).max(1);
+            (distance, limit, candidate)
+        })
+        .filter(|(distance, limit, _)| distance <= limit)
+        .min_by_key(|(distance, _, _)| *distance)
+        .map(|(_, _, candidate)| candidate)
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions).
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitute.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests;

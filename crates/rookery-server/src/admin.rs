@@ -1,0 +1,256 @@
+//! Admin commands, defined once and served two ways: over the local admin socket of a
+//! running server (a Unix socket in the data directory, mode 0600, one JSON request and one
+//! JSON response per line), and directly on the store when no server runs. The CLI uses
+//! whichever is available, like `prosodyctl` and `ejabberdctl`.
+
+use crate::accounts;
+use crate::error::{StreamCondition, StreamError};
+use crate::module::Event;
+use crate::server::Server;
+use rookery_config::Config;
+use rookery_storage::Stores;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+/// A request to the admin interface.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum AdminRequest {
+    UserAdd {
+        jid: String,
+        password: String,
+    },
+    UserDel {
+        jid: String,
+    },
+    UserPasswd {
+        jid: String,
+        password: String,
+    },
+    UserList {
+        host: String,
+    },
+    /// Online sessions and uptime.
+    Status,
+}
+
+/// The answer: success, a message for the operator, and listed items.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AdminResponse {
+    pub ok: bool,
+    pub message: String,
+    #[serde(default)]
+    pub items: Vec<String>,
+}
+
+impl AdminResponse {
+    fn ok(message: impl Into<String>) -> Self {
+        AdminResponse {
+            ok: true,
+            message: message.into(),
+            items: Vec::new(),
+        }
+    }
+    fn err(e: impl std::fmt::Display) -> Self {
+        AdminResponse {
+            ok: false,
+            message: e.to_string(),
+            items: Vec::new(),
+        }
+    }
+}
+
+/// Where a command runs: inside the running server, or on the store alone.
+pub enum AdminTarget<'a> {
+    Running(&'a Server),
+    Offline {
+        stores: &'a Stores,
+        config: &'a Config,
+    },
+}
+
+impl AdminTarget<'_> {
+    fn stores(&self) -> &Stores {
+        match self {
+            AdminTarget::Running(s) => s.stores(),
+            AdminTarget::Offline { stores, .. } => stores,
+        }
+    }
+    fn config(&self) -> &Config {
+        match self {
+            AdminTarget::Running(s) => s.config(),
+            AdminTarget::Offline { config, .. } => config,
+        }
+    }
+}
+
+/// Run one admin command.
+pub async fn execute(target: AdminTarget<'_>, req: AdminRequest) -> AdminResponse {
+    let config = target.config();
+    let stores = target.stores();
+    match req {
+        AdminRequest::UserAdd { jid, password } => {
+            let jid = match accounts::parse_user(config, &jid) {
+                Ok(j) => j,
+                Err(e) => return AdminResponse::err(e),
+            };
+            match accounts::create(stores, config, &jid, &password).await {
+                Ok(()) => {
+                    tracing::info!(%jid, "account created");
+                    AdminResponse::ok(format!("created {jid}"))
+                }
+                Err(e) => AdminResponse::err(e),
+            }
+        }
+        AdminRequest::UserDel { jid } => {
+            let jid = match accounts::parse_user(config, &jid) {
+                Ok(j) => j,
+                Err(e) => return AdminResponse::err(e),
+            };
+            if let Err(e) = accounts::delete(stores, &jid).await {
+                return AdminResponse::err(e);
+            }
+            tracing::info!(%jid, "account deleted");
+            if let AdminTarget::Running(server) = target {
+                for s in server.sm().resources(&jid) {
+                    s.close(StreamError::new(
+                        StreamCondition::NotAuthorized,
+                        "your account has been deleted",
+                    ));
+                }
+                server
+                    .registry()
+                    .fire(server, Event::UserDeleted { jid: jid.clone() })
+                    .await;
+            }
+            AdminResponse::ok(format!("deleted {jid}"))
+        }
+        AdminRequest::UserPasswd { jid, password } => {
+            let jid = match accounts::parse_user(config, &jid) {
+                Ok(j) => j,
+                Err(e) => return AdminResponse::err(e),
+            };
+            match accounts::set_password(stores, config, &jid, &password).await {
+                Ok(()) => AdminResponse::ok(format!("changed the password of {jid}")),
+                Err(e) => AdminResponse::err(e),
+            }
+        }
+        AdminRequest::UserList { host } => {
+            if !config.hosts.contains(&host) {
+                return AdminResponse::err(format!("this server does not serve {host}"));
+            }
+            match stores.accounts.list_accounts(&host).await {
+                Ok(users) => AdminResponse {
+                    ok: true,
+                    message: format!("{} users on {host}", users.len()),
+                    items: users.into_iter().map(|u| format!("{u}@{host}")).collect(),
+                },
+                Err(e) => AdminResponse::err(e),
+            }
+        }
+        AdminRequest::Status => match target {
+            AdminTarget::Running(server) => {
+                let sessions = server.sm().all();
+                AdminResponse {
+                    ok: true,
+                    message: format!(
+                        "running for {} s; {} sessions",
+                        server.uptime().as_secs(),
+                        sessions.len()
+                    ),
+                    items: sessions
+                        .iter()
+                        .map(|s| format!("{} {}", s.jid, s.peer))
+                        .collect(),
+                }
+            }
+            AdminTarget::Offline { .. } => AdminResponse::err("the server is not running"),
+        },
+    }
+}
+
+/// Serve the admin socket at `path`. Fails if another server already answers there.
+pub fn listen(server: Server, path: &Path) -> anyhow::Result<PathBuf> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!(
+                "another server is already running with this data directory (its admin socket {} answers)",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let s = server.clone();
+    server.spawn(async move {
+        let shutdown = s.shutdown_token().clone();
+        loop {
+            let stream = tokio::select! {
+                r = listener.accept() => match r { Ok((st, _)) => st, Err(_) => continue },
+                _ = shutdown.cancelled() => return,
+            };
+            let s2 = s.clone();
+            tokio::spawn(async move { serve_admin(s2, stream).await });
+        }
+    });
+    Ok(path.to_owned())
+}
+
+async fn serve_admin(server: Server, stream: UnixStream) {
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r.take(1024 * 1024)).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let resp = match serde_json::from_str::<AdminRequest>(&line) {
+            Ok(req) => execute(AdminTarget::Running(&server), req).await,
+            Err(e) => AdminResponse::err(format!("bad admin request: {e}")),
+        };
+        let mut out = serde_json::to_string(&resp).unwrap_or_default();
+        out.push('\n');
+        if w.write_all(out.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+use tokio::io::AsyncReadExt as _;
+
+/// Send one request to a running server. `Ok(None)` when no server answers at `path`.
+pub async fn request(path: &Path, req: &AdminRequest) -> std::io::Result<Option<AdminResponse>> {
+    let stream = match UnixStream::connect(path).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let (r, mut w) = stream.into_split();
+    let mut line = serde_json::to_string(req).map_err(std::io::Error::other)?;
+    line.push('\n');
+    w.write_all(line.as_bytes()).await?;
+    let mut lines = BufReader::new(r).lines();
+    match lines.next_line().await? {
+        Some(l) => serde_json::from_str(&l)
+            .map(Some)
+            .map_err(std::io::Error::other),
+        None => Err(std::io::Error::other(
+            "the server closed the admin connection",
+        )),
+    }
+}
+
+/// The answer to `status` when no server answers.
+pub fn execute_offline_status() -> AdminResponse {
+    AdminResponse::err("the server is not running")
+}

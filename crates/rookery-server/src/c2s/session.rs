@@ -1,0 +1,273 @@
+//! A bound c2s session: resource binding (RFC 6120 §7), then the loop that reads the
+//! client's stanzas, stamps and routes them, and writes what the router queued for it.
+
+use super::negotiation::{Authenticated, next_element};
+use super::{Conn, End, random_id};
+use crate::error::{StanzaError, StreamCondition, StreamError};
+use crate::im::presence;
+use crate::module::{Address, Direction, Event, Verdict};
+use crate::ns;
+use crate::router::stanza_type;
+use crate::server::Server;
+use crate::sm::{Outbound, SessionHandle};
+use crate::xml::{ElementExt, IqType, el, iq_result};
+use jid::{FullJid, Jid};
+use minidom::Element;
+use rookery_xml::StreamEvent;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Most stanzas written in one batch.
+const WRITE_BATCH: usize = 64;
+
+pub(crate) async fn run(server: &Server, conn: &mut Conn, auth: Authenticated) -> End {
+    let full = match bind(conn, &auth).await {
+        Ok(f) => f,
+        Err(end) => return end,
+    };
+    conn.jid = Some(full.to_string());
+    let (tx, mut rx) = mpsc::channel(server.config().limits.outbound_queue);
+    let handle = Arc::new(SessionHandle::new(full.clone(), conn.peer, tx));
+    if let Some(old) = server.sm().bind(handle.clone()) {
+        old.close(StreamError::new(
+            StreamCondition::Conflict,
+            "replaced by a new connection that bound the same resource",
+        ));
+    }
+    tracing::info!(peer = %conn.peer, jid = %full, "c2s resource bound");
+    server
+        .registry()
+        .fire(server, Event::SessionBound { jid: full.clone() })
+        .await;
+
+    let end = session_loop(server, conn, &handle, &mut rx).await;
+
+    server.sm().unbind(&handle);
+    let status = match &end {
+        End::Closed => "logged out".to_owned(),
+        End::Io(e) => format!("connection lost: {e}"),
+        End::Stream(e) => e.text.clone(),
+    };
+    presence::session_ended(server, &handle, &status).await;
+    server
+        .registry()
+        .fire(server, Event::SessionClosed { jid: full, status })
+        .await;
+    // Messages queued but never written go elsewhere (another resource or offline storage)
+    // rather than being lost with the connection.
+    rx.close();
+    while let Ok(Outbound::Stanza(s)) = rx.try_recv() {
+        if s.name() == "message" && matches!(stanza_type(&s), "chat" | "normal") {
+            server.route(s).await;
+        }
+    }
+    end
+}
+
+/// Wait for the bind request and answer it.
+async fn bind(conn: &mut Conn, auth: &Authenticated) -> Result<FullJid, End> {
+    loop {
+        let iq = next_element(conn).await?;
+        let bind = iq.get_child("bind", ns::BIND);
+        if !iq.is("iq", ns::CLIENT) || bind.is_none() {
+            return Err(StreamError::new(
+                StreamCondition::NotAuthorized,
+                format!(
+                    "<{}/> was sent before a resource was bound; bind one first",
+                    iq.name()
+                ),
+            )
+            .into());
+        }
+        if iq.get_attr("type") != Some("set") {
+            let e = StanzaError::bad_request("resource binding is an IQ of type 'set'");
+            conn.send_stanza(e.bounce(&iq)).await?;
+            continue;
+        }
+        let requested = bind
+            .and_then(|b| b.get_child("resource", ns::BIND))
+            .map(|r| r.text())
+            .filter(|r| !r.trim().is_empty());
+        let resource = requested.unwrap_or_else(|| format!("rookery-{}", random_id()));
+        match auth.jid.with_resource_str(&resource) {
+            Ok(full) => {
+                let payload =
+                    el("bind", ns::BIND).with_child(el("jid", ns::BIND).with_text(full.as_str()));
+                let mut reply = iq_result(&iq, Some(payload));
+                reply.remove_attr("to");
+                conn.send_stanza(reply).await?;
+                return Ok(full);
+            }
+            Err(e) => {
+                let err = StanzaError::bad_request(format!("the resource is not valid: {e}"));
+                let mut reply = err.bounce(&iq);
+                reply.remove_attr("to");
+                conn.send_stanza(reply).await?;
+            }
+        }
+    }
+}
+
+async fn session_loop(
+    server: &Server,
+    conn: &mut Conn,
+    handle: &Arc<SessionHandle>,
+    rx: &mut mpsc::Receiver<Outbound>,
+) -> End {
+    let idle_secs = server.config().limits.idle_timeout_secs;
+    let keepalive = Duration::from_secs(if idle_secs == 0 {
+        u64::MAX / 4
+    } else {
+        idle_secs
+    });
+    let shutdown = server.shutdown_token().clone();
+    let mut last_read = Instant::now();
+    let mut batch: Vec<Element> = Vec::with_capacity(WRITE_BATCH);
+    loop {
+        let tick = tokio::time::sleep(keepalive);
+        tokio::select! {
+            biased;
+            _ = handle.killed().cancelled() => {
+                return End::Stream(handle.kill_reason().unwrap_or_else(|| {
+                    StreamError::new(StreamCondition::PolicyViolation, "session ended by the server")
+                }));
+            }
+            _ = shutdown.cancelled() => {
+                return End::Stream(StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down"));
+            }
+            Some(Outbound::Stanza(s)) = rx.recv() => {
+                batch.push(s);
+                while batch.len() < WRITE_BATCH {
+                    match rx.try_recv() {
+                        Ok(Outbound::Stanza(s)) => batch.push(s),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = conn.send_stanzas(batch.drain(..)).await {
+                    return End::Io(e);
+                }
+            }
+            ev = conn.next_event() => {
+                last_read = Instant::now();
+                match ev {
+                    Ok(Some(StreamEvent::Stanza(s))) => {
+                        if let Err(end) = inbound(server, handle, s).await {
+                            return end;
+                        }
+                    }
+                    Ok(Some(StreamEvent::End)) | Ok(None) => return End::Closed,
+                    Ok(Some(StreamEvent::Header(_))) => {
+                        return End::Stream(StreamError::new(StreamCondition::NotWellFormed, "a second stream header was sent"));
+                    }
+                    Err(e) => return End::Stream(e),
+                }
+            }
+            _ = tick => {
+                if last_read.elapsed() >= keepalive * 3 {
+                    return End::Stream(StreamError::new(
+                        StreamCondition::ConnectionTimeout,
+                        format!("nothing was received for {} seconds", last_read.elapsed().as_secs()),
+                    ));
+                }
+                // A whitespace keepalive finds dead connections.
+                if let Err(e) = conn.send_raw(b" ").await {
+                    return End::Io(e);
+                }
+            }
+        }
+    }
+}
+
+/// A stanza from the client: check, stamp, filter and route it.
+async fn inbound(
+    server: &Server,
+    session: &Arc<SessionHandle>,
+    mut stanza: Element,
+) -> Result<(), End> {
+    if !matches!(stanza.name(), "message" | "presence" | "iq") || !stanza.has_ns(ns::CLIENT) {
+        return Err(StreamError::new(
+            StreamCondition::UnsupportedStanzaType,
+            format!(
+                "<{} xmlns='{}'/> is not a stanza",
+                stanza.name(),
+                stanza.ns()
+            ),
+        )
+        .into());
+    }
+    let me = &session.jid;
+    if let Some(from) = stanza.get_attr("from") {
+        let ok = Jid::new(from)
+            .map(|f| f == me.clone() || f == me.to_bare())
+            .unwrap_or(false);
+        if !ok {
+            return Err(StreamError::new(
+                StreamCondition::InvalidFrom,
+                format!("'from' must be your own address ({me}), not {from}"),
+            )
+            .into());
+        }
+    }
+    stanza.put_attr("from", me.as_str());
+    // An unparseable 'to' is answered by the router; normalise a good one.
+    let to = match stanza.get_attr("to").map(Jid::new) {
+        Some(Ok(j)) => {
+            stanza.put_attr("to", j.as_str());
+            Some(j)
+        }
+        Some(Err(_)) => {
+            server.route(stanza).await;
+            return Ok(());
+        }
+        None => None,
+    };
+    match server
+        .registry()
+        .filter(server, &stanza, Direction::Outbound)
+    {
+        Verdict::Pass => {}
+        Verdict::Drop => return Ok(()),
+        Verdict::Bounce(e) => {
+            session.send(e.bounce(&stanza));
+            return Ok(());
+        }
+    }
+    match stanza.name() {
+        "presence" => presence::outbound(server, session, to, stanza).await,
+        "iq" => iq(server, session, to, stanza).await,
+        _ => {
+            if to.is_none() {
+                // RFC 6121 §8.1.1.1: a message with no 'to' is for the sender's bare JID.
+                stanza.put_attr("to", me.to_bare().as_str());
+            }
+            server.route(stanza).await
+        }
+    }
+    Ok(())
+}
+
+async fn iq(server: &Server, session: &Arc<SessionHandle>, to: Option<Jid>, stanza: Element) {
+    let me = &session.jid;
+    let Some(ty) = IqType::parse(stanza.get_attr("type")) else {
+        let e = StanzaError::bad_request("an IQ needs a type: get, set, result or error");
+        session.send(e.bounce(&stanza));
+        return;
+    };
+    let own_account = match &to {
+        None => true,
+        Some(j) => j.is_bare() && j.to_bare() == me.to_bare(),
+    };
+    if !own_account {
+        return server.route(stanza).await;
+    }
+    if matches!(ty, IqType::Result | IqType::Error) {
+        return;
+    }
+    let to = to.unwrap_or_else(|| Jid::from(me.to_bare()));
+    let reply = server
+        .registry()
+        .dispatch_iq(server, Address::Bare, Jid::from(me.clone()), to, ty, stanza)
+        .await;
+    session.send(reply);
+}

@@ -1,0 +1,21 @@
+//! Rookery's XMPP server: router, session manager, c2s streams, the module API and the
+//! built-in modules. See ARCHITECTURE.md at the repository root for a stanza's path.
+#![forbid(unsafe_code)]
+
+pub mod accounts;
+pub mod admin;
+pub mod c2s;
+pub mod error;
+pub mod im;
+pub mod module;
+pub mod modules;
+pub mod ns;
+pub mod router;
+pub mod server;
+pub mod sm;
+pub mod tls;
+pub mod util;
+pub mod xml;
+
+pub use rookery_config::Config;
+pub use server::{Listening, Server};

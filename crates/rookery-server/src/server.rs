@@ -1,0 +1,214 @@
+//! The server value every part shares, and its start and shutdown.
+
+use crate::module::{Module, Registry};
+use crate::router::Route;
+use crate::sm::SessionManager;
+use crate::tls::TlsSetup;
+use anyhow::{Context, Result};
+use dashmap::DashMap;
+use rookery_config::Config;
+use rookery_storage::Stores;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+struct Inner {
+    config: Config,
+    stores: Stores,
+    registry: Registry,
+    sm: SessionManager,
+    services: DashMap<String, Arc<dyn Route>>,
+    tls: Option<TlsSetup>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    started: Instant,
+    auth_failures: DashMap<IpAddr, (Instant, u32)>,
+}
+
+/// A handle on the running server; cheap to clone.
+#[derive(Clone)]
+pub struct Server(Arc<Inner>);
+
+/// Where a started server listens.
+#[derive(Clone, Debug)]
+pub struct Listening {
+    pub c2s: Option<SocketAddr>,
+    pub c2s_tls: Option<SocketAddr>,
+    pub admin_socket: Option<PathBuf>,
+}
+
+impl Server {
+    /// Build a server over the given stores, with the built-in modules loaded
+    /// (minus `modules.disabled`).
+    pub fn new(config: Config, stores: Stores) -> Result<Server> {
+        let tls = Some(crate::tls::setup(&config)?);
+        let server = Server(Arc::new(Inner {
+            config,
+            stores,
+            registry: Registry::default(),
+            sm: SessionManager::default(),
+            services: DashMap::new(),
+            tls,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            started: Instant::now(),
+            auth_failures: DashMap::new(),
+        }));
+        for module in crate::modules::builtin() {
+            server.load_module(module.as_ref());
+        }
+        Ok(server)
+    }
+
+    /// Open the SQLite store in `data_dir` and build the server.
+    pub async fn open(config: Config) -> Result<Server> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        let db = config.data_dir.join("rookery.sqlite");
+        let store = rookery_storage::sqlite::SqliteStore::open(&db)
+            .await
+            .with_context(|| format!("opening {}", db.display()))?;
+        Server::new(config, store.into_stores())
+    }
+
+    /// Load one module unless the configuration disables it.
+    pub fn load_module(&self, module: &dyn Module) {
+        if self
+            .0
+            .config
+            .modules
+            .disabled
+            .iter()
+            .any(|d| d == module.name())
+        {
+            tracing::info!(module = module.name(), "module disabled by configuration");
+            return;
+        }
+        self.0.registry.load(module, &self.0.config);
+    }
+
+    /// Bind the configured listeners and serve until [`Server::shutdown`].
+    pub async fn start(&self) -> Result<Listening> {
+        let cfg = &self.0.config;
+        let mut listening = Listening {
+            c2s: None,
+            c2s_tls: None,
+            admin_socket: None,
+        };
+        if let Some(addr) = cfg.listen.c2s {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding c2s on {addr}"))?;
+            listening.c2s = Some(l.local_addr()?);
+            self.spawn(crate::c2s::serve(self.clone(), l, false));
+        }
+        if let Some(addr) = cfg.listen.c2s_tls {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding c2s_tls on {addr}"))?;
+            listening.c2s_tls = Some(l.local_addr()?);
+            self.spawn(crate::c2s::serve(self.clone(), l, true));
+        }
+        let path = cfg.admin_socket_path();
+        listening.admin_socket = Some(crate::admin::listen(self.clone(), &path)?);
+        Ok(listening)
+    }
+
+    /// Run a task that shutdown waits for.
+    pub fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.0.tracker.spawn(fut);
+    }
+
+    /// End every session with `system-shutdown`, stop the listeners and wait for them.
+    pub async fn shutdown(&self) {
+        self.0.shutdown.cancel();
+        self.0.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.0.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close within 10 s");
+        }
+        let _ = std::fs::remove_file(self.0.config.admin_socket_path());
+    }
+
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.0.shutdown
+    }
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+    pub fn stores(&self) -> &Stores {
+        &self.0.stores
+    }
+    pub fn registry(&self) -> &Registry {
+        &self.0.registry
+    }
+    pub fn sm(&self) -> &SessionManager {
+        &self.0.sm
+    }
+    pub fn tls(&self) -> Option<&TlsSetup> {
+        self.0.tls.as_ref()
+    }
+    pub fn uptime(&self) -> Duration {
+        self.0.started.elapsed()
+    }
+
+    /// Whether `domain` is one of the hosted domains.
+    pub fn serves_host(&self, domain: &str) -> bool {
+        self.0.config.hosts.iter().any(|h| h == domain)
+    }
+
+    /// Give a service its own domain (ejabberd's `register_local_route`).
+    pub fn register_service(&self, domain: &str, route: Arc<dyn Route>) {
+        self.0.services.insert(domain.to_owned(), route);
+    }
+    pub fn unregister_service(&self, domain: &str) {
+        self.0.services.remove(domain);
+    }
+    pub fn service(&self, domain: &str) -> Option<Arc<dyn Route>> {
+        self.0.services.get(domain).map(|r| r.clone())
+    }
+
+    /// Whether `jid` (a bare JID string) is listed in `admins`.
+    pub fn is_admin(&self, bare: &str) -> bool {
+        self.0.config.admins.iter().any(|a| a == bare)
+    }
+
+    /// Count a failed authentication from `ip`; true when the address is over its limit.
+    pub fn auth_failed(&self, ip: IpAddr) -> bool {
+        let limit = self.0.config.limits.auth_failures_per_minute;
+        let now = Instant::now();
+        let mut e = self.0.auth_failures.entry(ip).or_insert((now, 0));
+        if now.duration_since(e.0) > Duration::from_secs(60) {
+            *e = (now, 0);
+        }
+        e.1 += 1;
+        e.1 > limit
+    }
+
+    /// Whether `ip` may try to authenticate now.
+    pub fn auth_allowed(&self, ip: IpAddr) -> bool {
+        let limit = self.0.config.limits.auth_failures_per_minute;
+        match self.0.auth_failures.get(&ip) {
+            Some(e) => e.0.elapsed() > Duration::from_secs(60) || e.1 < limit,
+            None => true,
+        }
+    }
+}
+
+impl Server {
+    /// Domains of the services with their own route, sorted.
+    pub fn service_domains(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.0.services.iter().map(|e| e.key().clone()).collect();
+        v.sort();
+        v
+    }
+}

@@ -1,0 +1,191 @@
+//! The session manager (seed 002 §3.3): local users' resources and their presence state.
+//!
+//! Sessions follow Prosody's model (seed 004): a bound session is a *connected* resource;
+//! after initial presence it is *available*; after a roster get it is *interested* in
+//! roster pushes. Delivery to a session goes through a bounded queue; when a client stops
+//! reading and its queue fills, the session is ended with `policy-violation` instead of
+//! blocking the sender (ejabberd's `max_fsm_queue`).
+
+use crate::error::{StreamCondition, StreamError};
+use dashmap::DashMap;
+use jid::{BareJid, FullJid, Jid};
+use minidom::Element;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Something for a session's writer.
+#[derive(Debug)]
+pub enum Outbound {
+    Stanza(Element),
+}
+
+/// Presence-related state of one resource.
+#[derive(Debug, Default)]
+pub struct PresenceState {
+    /// The last broadcast available presence; `Some` makes the resource *available*.
+    pub presence: Option<Element>,
+    pub priority: i8,
+    /// Asked for the roster: receives roster pushes.
+    pub interested: bool,
+    /// Entities this resource sent directed presence to (they get its unavailable).
+    pub directed: HashSet<Jid>,
+}
+
+/// One connected resource, shared between its connection task and the router.
+#[derive(Debug)]
+pub struct SessionHandle {
+    pub jid: FullJid,
+    pub peer: SocketAddr,
+    /// When the session was bound, epoch microseconds.
+    pub since_us: i64,
+    tx: mpsc::Sender<Outbound>,
+    /// Why the session must end; set before `kill` is cancelled.
+    kill_reason: Mutex<Option<StreamError>>,
+    kill: CancellationToken,
+    pub state: Mutex<PresenceState>,
+}
+
+impl SessionHandle {
+    pub fn new(jid: FullJid, peer: SocketAddr, tx: mpsc::Sender<Outbound>) -> Self {
+        SessionHandle {
+            jid,
+            peer,
+            since_us: rookery_storage::now_us(),
+            tx,
+            kill_reason: Mutex::new(None),
+            kill: CancellationToken::new(),
+            state: Mutex::new(PresenceState::default()),
+        }
+    }
+
+    /// Queue a stanza for the client. Returns false when the session is gone or its queue is
+    /// full; in the latter case the session is ended with `policy-violation`.
+    pub fn send(&self, stanza: Element) -> bool {
+        match self.tx.try_send(Outbound::Stanza(stanza)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(jid = %self.jid, "outbound queue full; ending the session");
+                self.close(StreamError::new(
+                    StreamCondition::PolicyViolation,
+                    "too many stanzas are waiting for this client: it is not reading them",
+                ));
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Ask the session's task to end the stream with this error.
+    pub fn close(&self, reason: StreamError) {
+        let mut r = self.kill_reason.lock().unwrap();
+        if r.is_none() {
+            *r = Some(reason);
+        }
+        self.kill.cancel();
+    }
+
+    pub fn killed(&self) -> &CancellationToken {
+        &self.kill
+    }
+
+    pub fn kill_reason(&self) -> Option<StreamError> {
+        self.kill_reason.lock().unwrap().clone()
+    }
+
+    pub fn is_available(&self) -> bool {
+        self.state.lock().unwrap().presence.is_some()
+    }
+
+    pub fn priority(&self) -> i8 {
+        self.state.lock().unwrap().priority
+    }
+
+    pub fn is_interested(&self) -> bool {
+        self.state.lock().unwrap().interested
+    }
+}
+
+/// Local users' connected resources, by bare JID.
+#[derive(Default)]
+pub struct SessionManager {
+    users: DashMap<BareJid, Vec<Arc<SessionHandle>>>,
+}
+
+impl SessionManager {
+    /// Register a bound resource. A session already bound to the same full JID is returned
+    /// so the caller can end it: the newest connection wins (ejabberd's and Prosody's
+    /// default conflict policy).
+    pub fn bind(&self, session: Arc<SessionHandle>) -> Option<Arc<SessionHandle>> {
+        let mut entry = self.users.entry(session.jid.to_bare()).or_default();
+        let old = entry
+            .iter()
+            .position(|s| s.jid == session.jid)
+            .map(|i| entry.remove(i));
+        entry.push(session);
+        old
+    }
+
+    /// Remove exactly this session (not a newer one with the same JID).
+    pub fn unbind(&self, session: &Arc<SessionHandle>) {
+        let bare = session.jid.to_bare();
+        let mut empty = false;
+        if let Some(mut list) = self.users.get_mut(&bare) {
+            list.retain(|s| !Arc::ptr_eq(s, session));
+            empty = list.is_empty();
+        }
+        if empty {
+            self.users.remove_if(&bare, |_, l| l.is_empty());
+        }
+    }
+
+    pub fn resource(&self, jid: &FullJid) -> Option<Arc<SessionHandle>> {
+        let list = self.users.get(&jid.to_bare())?;
+        list.iter().find(|s| s.jid == *jid).cloned()
+    }
+
+    /// All connected resources of a user.
+    pub fn resources(&self, bare: &BareJid) -> Vec<Arc<SessionHandle>> {
+        self.users.get(bare).map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Available resources of a user.
+    pub fn available(&self, bare: &BareJid) -> Vec<Arc<SessionHandle>> {
+        let mut v = self.resources(bare);
+        v.retain(|s| s.is_available());
+        v
+    }
+
+    /// The resources a message to the bare JID goes to (RFC 6121 §8.5.2.1.1): the available
+    /// ones with the highest non-negative priority.
+    pub fn message_targets(&self, bare: &BareJid) -> Vec<Arc<SessionHandle>> {
+        let mut v: Vec<(i8, Arc<SessionHandle>)> = self
+            .resources(bare)
+            .into_iter()
+            .filter_map(|s| {
+                let st = s.state.lock().unwrap();
+                (st.presence.is_some() && st.priority >= 0).then(|| (st.priority, s.clone()))
+            })
+            .collect();
+        let Some(max) = v.iter().map(|(p, _)| *p).max() else {
+            return Vec::new();
+        };
+        v.retain(|(p, _)| *p == max);
+        v.into_iter().map(|(_, s)| s).collect()
+    }
+
+    pub fn is_online(&self, bare: &BareJid) -> bool {
+        self.users.contains_key(bare)
+    }
+
+    /// Every connected session.
+    pub fn all(&self) -> Vec<Arc<SessionHandle>> {
+        self.users.iter().flat_map(|e| e.value().clone()).collect()
+    }
+
+    pub fn count(&self) -> usize {
+        self.users.iter().map(|e| e.value().len()).sum()
+    }
+}

@@ -1,0 +1,383 @@
+//! Persistent storage for Rookery.
+//!
+//! The server talks to storage only through the narrow, per-concern traits in
+//! this crate ([`AccountStore`], [`RosterStore`], [`OfflineStore`],
+//! [`UserDataStore`], [`BlocklistStore`], [`LastActivityStore`]), bundled as
+//! trait objects in [`Stores`], so it never names a backend.
+//!
+//! The one backend today is [`sqlite::SqliteStore`]. It goes through sqlx's
+//! `Any` driver with portable SQL (`$N` placeholders, integer/text/blob values
+//! only, `INSERT … ON CONFLICT … DO UPDATE`), so a PostgreSQL backend can reuse
+//! the same statements.
+//!
+//! Conventions shared by every method:
+//! * `host` is the domain and `user` the (already nodeprepped) localpart;
+//!   contacts and blocked JIDs are bare JID strings, stored verbatim.
+//! * Times are microseconds since the Unix epoch (see [`now_us`]).
+//! * When a method returns `Ok`, its effect is committed to disk.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+
+pub mod sqlite;
+
+/// Errors returned by every store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database driver failed (I/O, constraint, lock timeout, …).
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Bringing the schema up to date failed while opening.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The caller passed a value the store cannot represent, or the database
+    /// holds a value this version does not understand.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result type of every store method.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The current time in microseconds since the Unix epoch (0 if the clock is
+/// before 1970).
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------
+// Accounts
+// ---------------------------------------------------------------------------
+
+/// SCRAM credentials for one hash function (RFC 5802 / RFC 7677).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credential {
+    /// The hash function name: `"SHA-1"` or `"SHA-256"`.
+    pub hash: String,
+    /// The salt used to derive the salted password.
+    pub salt: Vec<u8>,
+    /// PBKDF2 iteration count.
+    pub iterations: u32,
+    /// `H(ClientKey)`.
+    pub stored_key: Vec<u8>,
+    /// `HMAC(SaltedPassword, "Server Key")`.
+    pub server_key: Vec<u8>,
+}
+
+/// User accounts and their authentication credentials.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Creates an account with the given credentials, atomically.
+    ///
+    /// Returns `false` (and changes nothing) if the account exists already.
+    /// Fails with [`StoreError::Invalid`] if two credentials share a hash name.
+    async fn create_account(&self, host: &str, user: &str, creds: &[Credential]) -> Result<bool>;
+
+    /// Replaces all credentials of an account; `false` if there is no such account.
+    async fn set_credentials(&self, host: &str, user: &str, creds: &[Credential]) -> Result<bool>;
+
+    /// The account's credential for hash function `hash`, if any.
+    async fn credential(&self, host: &str, user: &str, hash: &str) -> Result<Option<Credential>>;
+
+    /// Whether the account exists.
+    async fn account_exists(&self, host: &str, user: &str) -> Result<bool>;
+
+    /// Removes the account and ALL its data in every other table (roster,
+    /// offline messages, user data, blocklist, last activity) in one
+    /// transaction; `false` if there was no such account (any stray data of
+    /// that user is removed all the same).
+    async fn delete_account(&self, host: &str, user: &str) -> Result<bool>;
+
+    /// The localparts of all accounts on `host`, sorted.
+    async fn list_accounts(&self, host: &str) -> Result<Vec<String>>;
+
+    /// Number of accounts on `host`.
+    async fn count_accounts(&self, host: &str) -> Result<u64>;
+}
+
+// ---------------------------------------------------------------------------
+// Roster
+// ---------------------------------------------------------------------------
+
+/// The subscription state of a roster item (RFC 6121 §2.1.2.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Subscription {
+    /// Neither side receives the other's presence.
+    #[default]
+    None,
+    /// The user receives the contact's presence.
+    To,
+    /// The contact receives the user's presence.
+    From,
+    /// Both directions.
+    Both,
+}
+
+impl Subscription {
+    /// The protocol spelling: `"none"`, `"to"`, `"from"` or `"both"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subscription::None => "none",
+            Subscription::To => "to",
+            Subscription::From => "from",
+            Subscription::Both => "both",
+        }
+    }
+
+    /// Parses the protocol spelling; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Subscription> {
+        match s {
+            "none" => Some(Subscription::None),
+            "to" => Some(Subscription::To),
+            "from" => Some(Subscription::From),
+            "both" => Some(Subscription::Both),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Subscription {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Subscription::parse(s)
+            .ok_or_else(|| StoreError::Invalid(format!("unknown subscription state {s:?}")))
+    }
+}
+
+/// One entry of a user's roster, plus the subscription bookkeeping of RFC 6121.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RosterItem {
+    /// The contact's bare JID.
+    pub contact: String,
+    /// The user-assigned display name.
+    pub name: Option<String>,
+    /// Group names; each must be non-empty and must not contain a newline.
+    pub groups: Vec<String>,
+    /// Subscription state.
+    pub subscription: Subscription,
+    /// we sent a subscribe and await the answer (RFC 6121 "pending out", shown as ask='subscribe')
+    pub ask_out: bool,
+    /// the contact asked to subscribe to us and we have not answered ("pending in"); kept across restarts
+    pub pending_in: bool,
+    /// the user pre-approved a subscription request from the contact (RFC 6121 §3.4)
+    pub approved: bool,
+    /// false for an entry that exists only to remember pending_in/approved state but which the user never added (not shown in roster results)
+    pub in_roster: bool,
+}
+
+/// Rosters with versioning (RFC 6121 §2.6).
+///
+/// Each user has a version counter: 0 for a user whose roster was never
+/// changed, bumped by every change, never reused (not even when the account
+/// is deleted and created again) and persistent across restarts.
+#[async_trait]
+pub trait RosterStore: Send + Sync {
+    /// (current roster version, all items, including ones with in_roster = false; caller filters)
+    ///
+    /// Items are sorted by contact.
+    async fn roster(&self, host: &str, user: &str) -> Result<(u64, Vec<RosterItem>)>;
+
+    /// The current roster version (0 if the roster was never changed).
+    async fn roster_version(&self, host: &str, user: &str) -> Result<u64>;
+
+    /// The item for `contact`, if any (whatever its `in_roster`).
+    async fn roster_item(
+        &self,
+        host: &str,
+        user: &str,
+        contact: &str,
+    ) -> Result<Option<RosterItem>>;
+
+    /// insert or replace; bumps and returns the user's roster version (monotonic, starts at 0 for an empty roster, never reused, survives restarts)
+    ///
+    /// Fails with [`StoreError::Invalid`] if a group name is empty or contains a newline.
+    async fn put_roster_item(&self, host: &str, user: &str, item: &RosterItem) -> Result<u64>;
+
+    /// Removes the item for `contact`; returns (version, whether it existed).
+    ///
+    /// The version is bumped when an item was removed; otherwise nothing
+    /// changed and the current version is returned.
+    async fn remove_roster_item(
+        &self,
+        host: &str,
+        user: &str,
+        contact: &str,
+    ) -> Result<(u64, bool)>;
+}
+
+// ---------------------------------------------------------------------------
+// Offline messages
+// ---------------------------------------------------------------------------
+
+/// A message stored for a user who was offline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfflineMessage {
+    /// Store-assigned id, increasing in arrival order and never reused.
+    pub id: i64,
+    /// When the message was stored (microseconds since the epoch).
+    pub stamp_us: i64,
+    /// The serialised stanza.
+    pub stanza: String,
+}
+
+/// Offline message storage (XEP-0160).
+#[async_trait]
+pub trait OfflineStore: Send + Sync {
+    /// store a serialised stanza; false (and nothing stored) when the user already has `max_per_user` messages
+    async fn push_offline(
+        &self,
+        host: &str,
+        user: &str,
+        stamp_us: i64,
+        stanza: &str,
+        max_per_user: u64,
+    ) -> Result<bool>;
+
+    /// All stored messages of the user, oldest first.
+    async fn offline_messages(&self, host: &str, user: &str) -> Result<Vec<OfflineMessage>>;
+
+    /// delete the messages with id <= up_to_id
+    async fn delete_offline(&self, host: &str, user: &str, up_to_id: i64) -> Result<()>;
+
+    /// Number of stored messages of the user.
+    async fn count_offline(&self, host: &str, user: &str) -> Result<u64>;
+}
+
+// ---------------------------------------------------------------------------
+// Small per-user documents
+// ---------------------------------------------------------------------------
+
+/// Small per-user XML documents keyed by (kind, key): vcard-temp (kind "vcard", key ""), private XML storage XEP-0049 (kind "private", key "{ns} name") and later features.
+#[async_trait]
+pub trait UserDataStore: Send + Sync {
+    /// The stored document, if any.
+    async fn get_user_data(
+        &self,
+        host: &str,
+        user: &str,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<String>>;
+
+    /// Stores or replaces a document.
+    async fn put_user_data(
+        &self,
+        host: &str,
+        user: &str,
+        kind: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<()>;
+
+    /// Deletes a document; `false` if there was none.
+    async fn delete_user_data(&self, host: &str, user: &str, kind: &str, key: &str)
+    -> Result<bool>;
+}
+
+// ---------------------------------------------------------------------------
+// Blocking
+// ---------------------------------------------------------------------------
+
+/// XEP-0191 blocking command list
+#[async_trait]
+pub trait BlocklistStore: Send + Sync {
+    /// The blocked JIDs, sorted.
+    async fn blocklist(&self, host: &str, user: &str) -> Result<Vec<String>>;
+
+    /// adds (idempotent); returns the ones that were newly added
+    ///
+    /// The result keeps the order of `jids` (without duplicates).
+    async fn block(&self, host: &str, user: &str, jids: &[String]) -> Result<Vec<String>>;
+
+    /// removes the given ones, or all when `jids` is empty; returns the removed ones
+    ///
+    /// The result keeps the order of `jids`; when unblocking all it is sorted.
+    async fn unblock(&self, host: &str, user: &str, jids: &[String]) -> Result<Vec<String>>;
+}
+
+// ---------------------------------------------------------------------------
+// Last activity
+// ---------------------------------------------------------------------------
+
+/// XEP-0012: when a user's last session ended and its status text
+#[async_trait]
+pub trait LastActivityStore: Send + Sync {
+    /// Records (or replaces) the end of the user's last session.
+    async fn set_last_activity(
+        &self,
+        host: &str,
+        user: &str,
+        stamp_us: i64,
+        status: &str,
+    ) -> Result<()>;
+
+    /// (time in microseconds since the epoch, status text), if ever recorded.
+    async fn last_activity(&self, host: &str, user: &str) -> Result<Option<(i64, String)>>;
+}
+
+// ---------------------------------------------------------------------------
+// Bundle
+// ---------------------------------------------------------------------------
+
+/// All stores of one backend, as trait objects, so the server never names a backend.
+#[derive(Clone)]
+pub struct Stores {
+    /// Accounts and credentials.
+    pub accounts: Arc<dyn AccountStore>,
+    /// Rosters.
+    pub roster: Arc<dyn RosterStore>,
+    /// Offline messages.
+    pub offline: Arc<dyn OfflineStore>,
+    /// vCards, private XML and other small per-user documents.
+    pub user_data: Arc<dyn UserDataStore>,
+    /// Blocking command lists.
+    pub blocklist: Arc<dyn BlocklistStore>,
+    /// Last activity.
+    pub last_activity: Arc<dyn LastActivityStore>,
+}
+
+impl Stores {
+    /// Uses one value implementing every store trait for all of them.
+    pub fn from_backend<B>(backend: Arc<B>) -> Stores
+    where
+        B: AccountStore
+            + RosterStore
+            + OfflineStore
+            + UserDataStore
+            + BlocklistStore
+            + LastActivityStore
+            + 'static,
+    {
+        Stores {
+            accounts: backend.clone(),
+            roster: backend.clone(),
+            offline: backend.clone(),
+            user_data: backend.clone(),
+            blocklist: backend.clone(),
+            last_activity: backend,
+        }
+    }
+}
+
+impl fmt::Debug for Stores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
