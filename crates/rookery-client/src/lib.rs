@@ -64,6 +64,10 @@ pub(crate) mod ns {
     pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
     /// Roster.
     pub const ROSTER: &str = "jabber:iq:roster";
+    /// XEP-0077 in-band registration.
+    pub const REGISTER: &str = "jabber:iq:register";
+    /// XEP-0077 stream feature.
+    pub const REGISTER_FEATURE: &str = "http://jabber.org/features/iq-register";
 }
 
 /// How the connection is secured.
@@ -223,13 +227,22 @@ impl Client {
     /// Connect, secure the stream (STARTTLS or direct TLS, per the config), authenticate
     /// and bind a resource. Returns once the session is bound.
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
-        negotiate::connect(&config, true).await
+        negotiate::connect(&config, negotiate::Goal::Bind).await
     }
 
     /// Connect and authenticate but do not bind: `Ok(())` on SASL success. The connection
     /// is then closed. Meant for negative tests of authentication.
     pub async fn authenticate_only(config: ClientConfig) -> Result<(), ClientError> {
-        let client = negotiate::connect(&config, false).await?;
+        let client = negotiate::connect(&config, negotiate::Goal::Authenticate).await?;
+        client.shutdown().await;
+        Ok(())
+    }
+
+    /// Create the account `config.jid` with `config.password` by XEP-0077 in-band
+    /// registration on a secured but unauthenticated stream, then close the connection.
+    /// A refusal is `Err(Protocol("registration refused: <condition>[: text]"))`.
+    pub async fn register(config: ClientConfig) -> Result<(), ClientError> {
+        let client = negotiate::connect(&config, negotiate::Goal::Register).await?;
         client.shutdown().await;
         Ok(())
     }

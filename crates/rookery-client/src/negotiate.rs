@@ -49,8 +49,19 @@ impl Identity {
     }
 }
 
-/// Connect to `config.addr` and negotiate the stream; bind a resource if `bind`.
-pub(crate) async fn connect(config: &ClientConfig, bind: bool) -> Result<Client, ClientError> {
+/// How far [`negotiate`] goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Goal {
+    /// Secure, authenticate, bind: a ready session.
+    Bind,
+    /// Secure and authenticate; stop at SASL success.
+    Authenticate,
+    /// Secure, then register the account in-band (XEP-0077) instead of authenticating.
+    Register,
+}
+
+/// Connect to `config.addr` and negotiate the stream up to `goal`.
+pub(crate) async fn connect(config: &ClientConfig, goal: Goal) -> Result<Client, ClientError> {
     let id = Identity::new(config)?;
     let tcp = tokio::time::timeout(config.timeout, TcpStream::connect(config.addr))
         .await
@@ -64,7 +75,7 @@ pub(crate) async fn connect(config: &ClientConfig, bind: bool) -> Result<Client,
         }
         Security::StartTls | Security::Plain => (io, None),
     };
-    negotiate(Client::new_raw(io, config.timeout), config, &id, tls, bind).await
+    negotiate(Client::new_raw(io, config.timeout), config, &id, tls, goal).await
 }
 
 /// Run the negotiation over an already connected (and, for direct TLS, encrypted) client.
@@ -73,7 +84,7 @@ async fn negotiate(
     config: &ClientConfig,
     id: &Identity,
     mut tls: Option<TlsInfo>,
-    bind: bool,
+    goal: Goal,
 ) -> Result<Client, ClientError> {
     let mut authenticated = false;
     loop {
@@ -89,12 +100,17 @@ async fn negotiate(
             continue;
         }
 
+        if goal == Goal::Register {
+            register(&mut client, config, id, &features).await?;
+            return Ok(client);
+        }
+
         if !authenticated {
             authenticate(&mut client, config, id, &features, tls.as_ref()).await?;
             authenticated = true;
             // Anything the parser holds from the old stream is discarded with it.
             client.restart_parser();
-            if !bind {
+            if goal == Goal::Authenticate {
                 return Ok(client);
             }
             continue;
@@ -280,6 +296,9 @@ async fn authenticate(
             }
         }
     } else if let Some((hash, plus)) = rookery_sasl::parse_mechanism(&mech) {
+        // RFC 5802 §6: without binding, tell the server whether we could have bound
+        // ('y': we could, but it offered no -PLUS) so it can detect a downgrade.
+        let supports_cb = !plus && cb.is_some() && !offer.offers_plus();
         let binding = if plus {
             Some(cb.ok_or_else(|| {
                 ClientError::Protocol(format!("no channel binding is available for {mech}"))
@@ -287,9 +306,6 @@ async fn authenticate(
         } else {
             None
         };
-        // RFC 5802 §6: without binding, tell the server whether we could have bound
-        // ('y': we could, but it offered no -PLUS) so it can detect a downgrade.
-        let supports_cb = !plus && cb.is_some() && !offer.offers_plus();
         let mut scram = ScramClient::new(hash, &id.node, &config.password, binding);
         if supports_cb {
             scram = scram.with_gs2_flag_y();
@@ -417,6 +433,54 @@ async fn bind_resource(
     Ok(())
 }
 
+/// XEP-0077 in-band registration of `id`'s local part with `config.password`, on the
+/// not yet authenticated stream.
+async fn register(
+    client: &mut Client,
+    config: &ClientConfig,
+    id: &Identity,
+    features: &Element,
+) -> Result<(), ClientError> {
+    if features
+        .get_child("register", ns::REGISTER_FEATURE)
+        .is_none()
+    {
+        return Err(ClientError::Protocol(
+            "the server does not offer in-band registration".into(),
+        ));
+    }
+    // Ask for the form first (XEP-0077 §3.1): it also tells us early if registration is
+    // refused.
+    let get = Element::builder("iq", ns::CLIENT)
+        .attr(xml::name("type"), "get")
+        .append(Element::bare("query", ns::REGISTER))
+        .build();
+    let form = client.iq(get).await?;
+    if form.attr("type") == Some("error") {
+        return Err(ClientError::Protocol(format!(
+            "registration refused: {}",
+            stanza_error_summary(&form)
+        )));
+    }
+    let query = Element::builder("query", ns::REGISTER)
+        .append(Element::builder("username", ns::REGISTER).append(id.node.as_str()))
+        .append(Element::builder("password", ns::REGISTER).append(config.password.as_str()))
+        .build();
+    let set = Element::builder("iq", ns::CLIENT)
+        .attr(xml::name("type"), "set")
+        .append(query)
+        .build();
+    let reply = client.iq(set).await?;
+    if reply.attr("type") == Some("error") {
+        return Err(ClientError::Protocol(format!(
+            "registration refused: {}",
+            stanza_error_summary(&reply)
+        )));
+    }
+    tracing::debug!(jid = %id.bare, "registered in-band");
+    Ok(())
+}
+
 /// RFC 3921 session establishment, for servers that still advertise it as mandatory.
 async fn establish_session(client: &mut Client, features: &Element) -> Result<(), ClientError> {
     let Some(session) = features.get_child("session", ns::SESSION) else {
@@ -460,8 +524,8 @@ pub(crate) fn stanza_error_summary(stanza: &Element) -> String {
 pub(crate) async fn negotiate_over(
     io: BoxIo,
     config: &ClientConfig,
-    bind: bool,
+    goal: Goal,
 ) -> Result<Client, ClientError> {
     let id = Identity::new(config)?;
-    negotiate(Client::new_raw(io, config.timeout), config, &id, None, bind).await
+    negotiate(Client::new_raw(io, config.timeout), config, &id, None, goal).await
 }

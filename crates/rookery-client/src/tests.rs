@@ -119,7 +119,7 @@ async fn logged_in() -> (Client, Fake) {
     let (io, mut fake) = pipe();
     let cfg = config(Some("PLAIN"));
     let (client, ()) = tokio::join!(
-        negotiate::negotiate_over(io, &cfg, true),
+        negotiate::negotiate_over(io, &cfg, negotiate::Goal::Bind),
         plain_login(&mut fake)
     );
     (client.unwrap(), fake)
@@ -143,7 +143,10 @@ async fn plain_is_not_chosen_without_tls() {
         )
         .await;
     };
-    let (res, ()) = tokio::join!(negotiate::negotiate_over(io, &cfg, true), server);
+    let (res, ()) = tokio::join!(
+        negotiate::negotiate_over(io, &cfg, negotiate::Goal::Bind),
+        server
+    );
     match res {
         Err(ClientError::Protocol(m)) => assert!(m.contains("PLAIN needs TLS"), "{m}"),
         other => panic!("unexpected {other:?}"),
@@ -167,7 +170,10 @@ async fn sasl_failure_maps_to_auth_error() {
         )
         .await;
     };
-    let (res, ()) = tokio::join!(negotiate::negotiate_over(io, &cfg, false), server);
+    let (res, ()) = tokio::join!(
+        negotiate::negotiate_over(io, &cfg, negotiate::Goal::Authenticate),
+        server
+    );
     match res {
         Err(ClientError::Auth { condition, text }) => {
             assert_eq!(condition, "not-authorized");
@@ -191,7 +197,10 @@ async fn stream_error_during_negotiation() {
         )
         .await;
     };
-    let (res, ()) = tokio::join!(negotiate::negotiate_over(io, &cfg, true), server);
+    let (res, ()) = tokio::join!(
+        negotiate::negotiate_over(io, &cfg, negotiate::Goal::Bind),
+        server
+    );
     match res {
         Err(ClientError::Stream { condition, text }) => {
             assert_eq!(condition, "host-unknown");
@@ -224,7 +233,10 @@ async fn bind_error() {
         )
         .await;
     };
-    let (res, ()) = tokio::join!(negotiate::negotiate_over(io, &cfg, true), server);
+    let (res, ()) = tokio::join!(
+        negotiate::negotiate_over(io, &cfg, negotiate::Goal::Bind),
+        server
+    );
     match res {
         Err(ClientError::Bind(m)) => assert_eq!(m, "not-allowed"),
         other => panic!("unexpected {other:?}"),
@@ -426,7 +438,10 @@ async fn scram_sha_256_happy_path_then_bind_generated_resource() {
             )
             .await;
         };
-        let (res, ()) = tokio::join!(negotiate::negotiate_over(io, &cfg, true), server);
+        let (res, ()) = tokio::join!(
+            negotiate::negotiate_over(io, &cfg, negotiate::Goal::Bind),
+            server
+        );
         let client = res.unwrap();
         assert_eq!(client.mechanism(), "SCRAM-SHA-256");
         assert_eq!(client.jid(), "alice@localhost/gen-123");
@@ -457,7 +472,10 @@ async fn mandatory_session_is_established() {
         );
         fake.send("<iq type='result' id='sess1'/>").await;
     };
-    let (res, ()) = tokio::join!(negotiate::negotiate_over(io, &cfg, true), server);
+    let (res, ()) = tokio::join!(
+        negotiate::negotiate_over(io, &cfg, negotiate::Goal::Bind),
+        server
+    );
     assert_eq!(res.unwrap().jid(), "alice@localhost/x");
 }
 
@@ -467,7 +485,7 @@ async fn scram_server_must_prove_the_password() {
         let (io, mut fake) = pipe();
         let cfg = config(None);
         let (res, ()) = tokio::join!(
-            negotiate::negotiate_over(io, &cfg, false),
+            negotiate::negotiate_over(io, &cfg, negotiate::Goal::Authenticate),
             scram_login(&mut fake, ending)
         );
         match res {
@@ -482,7 +500,7 @@ async fn scram_authenticate_only() {
     let (io, mut fake) = pipe();
     let cfg = config(Some("scram-sha-256"));
     let (res, ()) = tokio::join!(
-        negotiate::negotiate_over(io, &cfg, false),
+        negotiate::negotiate_over(io, &cfg, negotiate::Goal::Authenticate),
         scram_login(&mut fake, ScramEnding::InSuccess)
     );
     let client = res.unwrap();
@@ -501,7 +519,10 @@ async fn forced_plus_without_tls_is_refused_locally() {
         )
         .await;
     };
-    let (res, ()) = tokio::join!(negotiate::negotiate_over(io, &cfg, false), server);
+    let (res, ()) = tokio::join!(
+        negotiate::negotiate_over(io, &cfg, negotiate::Goal::Authenticate),
+        server
+    );
     assert!(matches!(res, Err(ClientError::Protocol(_))), "{res:?}");
 }
 
@@ -522,12 +543,70 @@ async fn unknown_forced_mechanism_is_still_tried() {
         )
         .await;
     };
-    let (res, ()) = tokio::join!(negotiate::negotiate_over(io, &cfg, false), server);
+    let (res, ()) = tokio::join!(
+        negotiate::negotiate_over(io, &cfg, negotiate::Goal::Authenticate),
+        server
+    );
     match res {
         Err(ClientError::Auth { condition, text }) => {
             assert_eq!(condition, "invalid-mechanism");
             assert_eq!(text, "");
         }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn in_band_registration() {
+    let (io, mut fake) = pipe();
+    let cfg = config(None);
+    let server = async {
+        fake.open_stream(
+            "<stream:features><register xmlns='http://jabber.org/features/iq-register'/>\
+             </stream:features>",
+        )
+        .await;
+        let get = fake.expect("</iq>").await;
+        assert!(get.contains("type='get'"), "{get}");
+        let id = get
+            .split("id='")
+            .nth(1)
+            .unwrap()
+            .split('\'')
+            .next()
+            .unwrap()
+            .to_owned();
+        fake.send(&format!(
+            "<iq type='result' id='{id}'><query xmlns='jabber:iq:register'>\
+             <instructions>hi</instructions><username/><password/></query></iq>"
+        ))
+        .await;
+        let set = fake.expect("</iq>").await;
+        assert!(
+            set.contains("<username>alice</username><password>s3cret</password>"),
+            "{set}"
+        );
+        let id = set
+            .split("id='")
+            .nth(1)
+            .unwrap()
+            .split('\'')
+            .next()
+            .unwrap()
+            .to_owned();
+        fake.send(&format!(
+            "<iq type='error' id='{id}'><error type='cancel'>\
+             <conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+             <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>taken</text></error></iq>"
+        ))
+        .await;
+    };
+    let (res, ()) = tokio::join!(
+        negotiate::negotiate_over(io, &cfg, negotiate::Goal::Register),
+        server
+    );
+    match res {
+        Err(ClientError::Protocol(m)) => assert_eq!(m, "registration refused: conflict: taken"),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -796,4 +875,11 @@ mod tls {
         res.unwrap();
         assert_eq!(gs2.as_deref(), Some("p=tls-server-end-point"));
     }
+}
+
+#[test]
+fn client_can_move_between_tasks() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<Client>();
+    assert_send::<ClientError>();
 }

@@ -28,10 +28,12 @@ pub struct TestServer {
 }
 
 fn base_config(dir: &TempDir) -> Config {
-    let mut c = Config::default();
-    c.hosts = vec!["localhost".into(), "example.test".into()];
-    c.admins = vec!["admin@localhost".into()];
-    c.data_dir = dir.path().to_owned();
+    let mut c = Config {
+        hosts: vec!["localhost".into(), "example.test".into()],
+        admins: vec!["admin@localhost".into()],
+        data_dir: dir.path().to_owned(),
+        ..Config::default()
+    };
     c.listen.c2s = Some("127.0.0.1:0".parse().unwrap());
     c.listen.c2s_tls = Some("127.0.0.1:0".parse().unwrap());
     c.auth.failure_delay_ms = 50;

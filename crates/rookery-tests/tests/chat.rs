@@ -138,7 +138,8 @@ async fn a_bare_jid_message_goes_to_the_highest_priority_resource() {
         .unwrap();
     // Let the presences settle: each resource sees its own.
     for c in [&mut bob_low, &mut bob_high, &mut bob_away] {
-        c.recv_where(|e| e.name() == "presence" && e.attr("from") == Some(c.jid()))
+        let me = c.jid().to_owned();
+        c.recv_where(|e| e.name() == "presence" && e.attr("from") == Some(me.as_str()))
             .await
             .unwrap();
     }
@@ -250,4 +251,35 @@ async fn spoofing_another_from_address_ends_the_stream() {
         }
         other => panic!("expected invalid-from, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_without_blocking_the_sender() {
+    let s = TestServer::start_with(|c| c.limits.outbound_queue = 20).await;
+    s.add_user("alice@localhost", "a-pass").await;
+    s.add_user("bob@localhost", "b-pass").await;
+    let mut alice = s.online("alice@localhost", "a-pass", "laptop").await;
+    // Bob logs in and never reads again.
+    let _bob = s.online("bob@localhost", "b-pass", "stuck").await;
+    let bob_jid: jid::BareJid = "bob@localhost".parse().unwrap();
+    let big = "x".repeat(60_000);
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    while !s.server.sm().resources(&bob_jid).is_empty() {
+        assert!(sent < 2_000, "bob's session was never ended");
+        alice
+            .send_message("bob@localhost/stuck", &big)
+            .await
+            .unwrap();
+        sent += 1;
+    }
+    // Alice was never blocked: the server still answers her at once.
+    let r = alice
+        .iq(stanza(
+            "<iq type='get' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.attr("type"), Some("result"));
+    assert!(started.elapsed() < Duration::from_secs(30));
 }

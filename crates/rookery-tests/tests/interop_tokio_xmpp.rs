@@ -47,7 +47,7 @@ async fn tokio_xmpp_logs_in_with_scram_plus_and_chats() {
     let mut msg = Message::new(Some("bob@localhost".parse().unwrap()));
     msg.type_ = MessageType::Chat;
     msg.bodies
-        .insert(String::new(), "hello from tokio-xmpp".into());
+        .insert(Default::default(), "hello from tokio-xmpp".into());
     alice.send_stanza(msg.into()).await.unwrap();
     let m = bob.recv_where(|e| e.name() == "message").await.unwrap();
     assert_eq!(
@@ -61,7 +61,7 @@ async fn tokio_xmpp_logs_in_with_scram_plus_and_chats() {
     let got = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(ev) = alice.next().await {
             if let Some(m) = ev.into_stanza().and_then(|st| Message::try_from(st).ok())
-                && let Some(b) = m.bodies.get("")
+                && let Some(b) = m.bodies.values().next()
             {
                 return b.clone();
             }

@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use jid::BareJid;
 use minidom::Element;
-use rookery_sasl::{HashAlgo, ScramServer};
+use rookery_sasl::{HashAlgo, ScramKeys, ScramServer};
 use rookery_xml::{StreamEvent, StreamHeader};
 use std::time::{Duration, Instant};
 
@@ -310,18 +310,30 @@ async fn authenticate(
     };
     let started = Instant::now();
     let result = if mech == "PLAIN" {
-        plain(server, conn, &initial).await
+        let r = plain(server, conn, &initial).await;
+        if r.is_ok() {
+            conn.send_raw(format!("<success xmlns='{}'/>", ns::SASL).as_bytes())
+                .await?;
+        }
+        r
     } else {
         scram(server, conn, &mech, offered_plus, initial).await?
     };
     match result {
         Ok(jid) => Ok(Some(jid)),
         Err((condition, text, user)) => {
-            let over = server.auth_failed(ip);
             tracing::info!(peer = %conn.peer, user = %user, mechanism = %mech, reason = %text, "authentication failed");
-            // A uniform delay makes guessing slow and hides timing differences.
-            let delay = Duration::from_millis(server.config().auth.failure_delay_ms);
-            tokio::time::sleep(delay.saturating_sub(started.elapsed())).await;
+            // A failure before any credential was checked (no user named yet: a malformed
+            // message, a channel-binding type we cannot provide) is no guess at a
+            // password: it is answered at once and not counted, so that clients which try
+            // -PLUS with tls-unique (slixmpp) fall back to plain SCRAM quickly.
+            let guess = !user.is_empty();
+            let over = guess && server.auth_failed(ip);
+            if guess {
+                // A uniform delay makes guessing slow and hides timing differences.
+                let delay = Duration::from_millis(server.config().auth.failure_delay_ms);
+                tokio::time::sleep(delay.saturating_sub(started.elapsed())).await;
+            }
             conn.send_raw(&sasl_failure(condition, &text)).await?;
             if over {
                 return Err(
@@ -367,10 +379,19 @@ async fn plain(server: &Server, conn: &Conn, msg: &[u8]) -> Result<BareJid, Auth
                 authcid.clone(),
             )
         })?;
-    let ok = cred
-        .map(crate::accounts::keys_from_credential)
-        .map(|k| k.verify_password(&password))
-        .unwrap_or(false);
+    let ok = match cred {
+        Some(c) => crate::accounts::keys_from_credential(c).verify_password(&password),
+        None => {
+            // Spend the same work on an unknown user, so timing does not reveal accounts.
+            let _ = ScramKeys::derive(
+                HashAlgo::Sha256,
+                &password,
+                b"rookery-no-such-user",
+                server.config().auth.scram_iterations,
+            );
+            false
+        }
+    };
     if ok {
         Ok(jid)
     } else {

@@ -41,7 +41,8 @@ pub(crate) async fn run(server: &Server, conn: &mut Conn, auth: Authenticated) -
         .fire(server, Event::SessionBound { jid: full.clone() })
         .await;
 
-    let end = session_loop(server, conn, &handle, &mut rx).await;
+    let mut reroute = Vec::new();
+    let end = session_loop(server, conn, &handle, &mut rx, &mut reroute).await;
 
     server.sm().unbind(&handle);
     let status = match &end {
@@ -57,6 +58,9 @@ pub(crate) async fn run(server: &Server, conn: &mut Conn, auth: Authenticated) -
     // Messages queued but never written go elsewhere (another resource or offline storage)
     // rather than being lost with the connection.
     rx.close();
+    for s in reroute {
+        server.route(s).await;
+    }
     while let Ok(Outbound::Stanza(s)) = rx.try_recv() {
         if s.name() == "message" && matches!(stanza_type(&s), "chat" | "normal") {
             server.route(s).await;
@@ -114,6 +118,7 @@ async fn session_loop(
     conn: &mut Conn,
     handle: &Arc<SessionHandle>,
     rx: &mut mpsc::Receiver<Outbound>,
+    reroute: &mut Vec<Element>,
 ) -> End {
     let idle_secs = server.config().limits.idle_timeout_secs;
     let keepalive = Duration::from_secs(if idle_secs == 0 {
@@ -129,6 +134,24 @@ async fn session_loop(
         tokio::select! {
             biased;
             _ = handle.killed().cancelled() => {
+                // What was queued before the end (e.g. the result of the request that
+                // removed the account) still goes out, if the client is reading at all.
+                let mut pending = Vec::new();
+                while let Ok(Outbound::Stanza(s)) = rx.try_recv() {
+                    pending.push(s);
+                }
+                if !pending.is_empty() {
+                    let copy = pending.clone();
+                    let sent = tokio::time::timeout(Duration::from_secs(2), conn.send_stanzas(pending)).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        // Not written: rather deliver a message twice than lose it.
+                        for s in copy {
+                            if s.name() == "message" && matches!(stanza_type(&s), "chat" | "normal") {
+                                reroute.push(s);
+                            }
+                        }
+                    }
+                }
                 return End::Stream(handle.kill_reason().unwrap_or_else(|| {
                     StreamError::new(StreamCondition::PolicyViolation, "session ended by the server")
                 }));
@@ -144,8 +167,17 @@ async fn session_loop(
                         Err(_) => break,
                     }
                 }
-                if let Err(e) = conn.send_stanzas(batch.drain(..)).await {
-                    return End::Io(e);
+                // A client that does not read blocks this write; the router meanwhile fills
+                // its queue and ends the session, which must win over the stuck write.
+                tokio::select! {
+                    r = conn.send_stanzas(batch.drain(..)) => if let Err(e) = r {
+                        return End::Io(e);
+                    },
+                    _ = handle.killed().cancelled() => {
+                        return End::Stream(handle.kill_reason().unwrap_or_else(|| {
+                            StreamError::new(StreamCondition::PolicyViolation, "session ended by the server")
+                        }));
+                    }
                 }
             }
             ev = conn.next_event() => {

@@ -19,11 +19,13 @@ class Bot(slixmpp.ClientXMPP):
         self.inbox = asyncio.Queue()
         self.online = asyncio.Event()
         self.subscribed = asyncio.Event()
-        self.failed = None
         self.ssl_context = ssl.create_default_context(cafile=CA)
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("message", self.on_message)
+        # slixmpp tries SCRAM-*-PLUS with tls-unique first, which TLS 1.3 servers cannot
+        # offer; it then falls back on its own, so failures are only counted here.
         self.add_event_handler("failed_auth", self.on_failed)
+        self.failures = 0
         self.add_event_handler("presence_subscribed", lambda p: self.subscribed.set())
 
     async def start(self, _):
@@ -35,9 +37,9 @@ class Bot(slixmpp.ClientXMPP):
         if msg["type"] in ("chat", "normal"):
             self.inbox.put_nowait(msg["body"])
 
-    def on_failed(self, _):
-        self.failed = "authentication failed"
-        self.online.set()
+    def on_failed(self, stanza):
+        self.failures += 1
+        print(f"{self.boundjid.bare}: a mechanism failed: {stanza['condition']} {stanza['text']}", flush=True)
 
 
 async def login(jid, password):
@@ -45,9 +47,10 @@ async def login(jid, password):
     bot.auto_authorize = True
     bot.auto_subscribe = True
     bot.connect((HOST, PORT))
-    await asyncio.wait_for(bot.online.wait(), TIMEOUT)
-    if bot.failed:
-        raise SystemExit(f"{jid}: {bot.failed}")
+    try:
+        await asyncio.wait_for(bot.online.wait(), TIMEOUT)
+    except asyncio.TimeoutError:
+        raise SystemExit(f"{jid}: did not come online ({bot.failures} mechanisms failed)")
     return bot
 
 
