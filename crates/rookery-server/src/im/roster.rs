@@ -310,11 +310,7 @@ pub async fn outbound_subscription(
         }
         "subscribed" => {
             if item.pending_in {
-                item.subscription = match item.subscription {
-                    None => From,
-                    To => Both,
-                    s => s,
-                };
+                item.subscription = with_from(item.subscription);
                 item.pending_in = false;
                 item.in_roster = true;
             } else if matches!(item.subscription, None | To) {
@@ -326,11 +322,7 @@ pub async fn outbound_subscription(
             }
         }
         "unsubscribe" => {
-            item.subscription = match item.subscription {
-                To => None,
-                Both => From,
-                s => s,
-            };
+            item.subscription = without_to(item.subscription);
             item.ask_out = false;
         }
         "unsubscribed" => {
@@ -338,11 +330,7 @@ pub async fn outbound_subscription(
             if !was_from && !item.pending_in && !item.approved {
                 forward = false;
             }
-            item.subscription = match item.subscription {
-                From => None,
-                Both => To,
-                s => s,
-            };
+            item.subscription = without_from(item.subscription);
             item.pending_in = false;
             item.approved = false;
             if was_from {
@@ -387,11 +375,7 @@ pub async fn inbound_subscription(
                 return Ok(());
             }
             if item.approved {
-                item.subscription = match item.subscription {
-                    None => From,
-                    To => Both,
-                    s => s,
-                };
+                item.subscription = with_from(item.subscription);
                 item.approved = false;
                 item.in_roster = true;
                 save_and_push(server, user, &item).await?;
@@ -404,22 +388,14 @@ pub async fn inbound_subscription(
         }
         "subscribed" => {
             if item.ask_out {
-                item.subscription = match item.subscription {
-                    None => To,
-                    From => Both,
-                    s => s,
-                };
+                item.subscription = with_to(item.subscription);
                 item.ask_out = false;
                 deliver = true;
             }
         }
         "unsubscribe" => {
             if matches!(item.subscription, From | Both) || item.pending_in {
-                item.subscription = match item.subscription {
-                    From => None,
-                    Both => To,
-                    s => s,
-                };
+                item.subscription = without_from(item.subscription);
                 item.pending_in = false;
                 item.approved = false;
                 deliver = true;
@@ -427,11 +403,7 @@ pub async fn inbound_subscription(
         }
         "unsubscribed" => {
             if matches!(item.subscription, To | Both) || item.ask_out {
-                item.subscription = match item.subscription {
-                    To => None,
-                    Both => From,
-                    s => s,
-                };
+                item.subscription = without_to(item.subscription);
                 item.ask_out = false;
                 deliver = true;
             }
@@ -449,6 +421,39 @@ pub async fn inbound_subscription(
         }
     }
     Ok(())
+}
+
+/// Subscription state changes of RFC 6121 Appendix A: gaining or losing a direction.
+fn with_from(s: Subscription) -> Subscription {
+    match s {
+        Subscription::None => Subscription::From,
+        Subscription::To => Subscription::Both,
+        s => s,
+    }
+}
+
+fn with_to(s: Subscription) -> Subscription {
+    match s {
+        Subscription::None => Subscription::To,
+        Subscription::From => Subscription::Both,
+        s => s,
+    }
+}
+
+fn without_from(s: Subscription) -> Subscription {
+    match s {
+        Subscription::From => Subscription::None,
+        Subscription::Both => Subscription::To,
+        s => s,
+    }
+}
+
+fn without_to(s: Subscription) -> Subscription {
+    match s {
+        Subscription::To => Subscription::None,
+        Subscription::Both => Subscription::From,
+        s => s,
+    }
 }
 
 /// Pending subscription requests to show a newly available resource (§3.1.3).
