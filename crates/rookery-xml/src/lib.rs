@@ -1,433 +1,148 @@
-//! Inbound XML framing for XMPP streams (RFC 6120 §4): bytes from a socket, in pieces of
-//! any size, become a stream header, whole top-level stanzas and the stream's end.
+//! Inbound XML framing for XMPP streams, as RFC 6120 §4 describes them.
 //!
-//! Parsing is rxml's push parser, which refuses DTDs, processing instructions, undeclared
-//! entities, unbound prefixes and bad UTF-8 by design. On top of it this layer enforces
-//! the limits rxml does not know: the bytes of one stanza, its nesting depth and the
-//! attributes of one element. A stanza over the size limit is refused while it is still
-//! arriving, so nothing unbounded is ever buffered.
+//! A peer's side of an XMPP session is one long XML document: an optional XML declaration,
+//! the `<stream:stream>` root element, any number of top-level children (the stanzas and
+//! stream-level elements such as `<stream:features/>`), and finally `</stream:stream>`.
+//! [`StreamParser`] is fed the bytes as they come off the socket, split anywhere, and turns
+//! them into [`StreamEvent`]s: the stream header as soon as the root's start tag is
+//! complete, each top-level child as a whole [`Element`] once its end tag arrives, and the
+//! end of the stream. It never blocks and never waits for more than it was given.
+//!
+//! Parsing is done by rxml's push parser, which refuses DTDs (and with them entity
+//! declarations), processing instructions, comments, undeclared entities and malformed
+//! UTF-8 by design; namespace resolution is done here, so that the stream header's default
+//! namespace can be reported and so that limits apply while a start tag is still arriving.
+//!
+//! # Limits
+//!
+//! Everything a peer may make us hold is bounded:
+//!
+//! * [`Limits::max_stanza_bytes`]: the bytes of one top-level element, markup included.
+//!   Counted as the bytes are consumed, so an endless stanza is refused once it passes the
+//!   limit, not when (if ever) it completes.
+//! * [`Limits::max_depth`]: the nesting depth inside a top-level element (which is depth 1).
+//! * [`Limits::max_attributes`]: attributes on one element, namespace declarations included.
+//! * The stream header (XML declaration and the root start tag) may take at most
+//!   [`MAX_HEADER_BYTES`].
+//! * One name or attribute value may be at most [`MAX_TOKEN_BYTES`] long. Text has no such
+//!   limit of its own: it is taken in pieces and joined, so only the stanza limit applies.
+//!
+//! Exceeding a limit gives [`FramingError::PolicyViolation`]; anything that is not
+//! well-formed, namespace-well-formed, restricted XML gives [`FramingError::NotWellFormed`].
+//! These map onto the RFC 6120 stream errors `<policy-violation/>` and
+//! `<not-well-formed/>`.
+//!
+//! The outbound direction is [`serialize`] (one stanza, written for a stream whose default
+//! namespace is known) and [`stream_header`] (our own `<stream:stream>` opening).
 #![forbid(unsafe_code)]
 
-pub use minidom::Element;
-use minidom::rxml::{self, AttrMap, Namespace, NcName, Parse, WithOptions};
+mod parser;
+mod scopes;
+mod serialize;
 
-/// The streams namespace of RFC 6120.
+#[cfg(test)]
+mod tests;
+
+pub use minidom::Element;
+pub use parser::StreamParser;
+pub use serialize::{serialize, serialize_into, stream_header};
+
+/// The namespace of the stream elements (`<stream:stream>`, `<stream:features>`,
+/// `<stream:error>`), RFC 6120 §4.8.
 pub const NS_STREAMS: &str = "http://etherx.jabber.org/streams";
 
-/// Hard limits on what one peer may send.
+/// The most bytes accepted before the stream header is complete: the XML declaration, any
+/// whitespace and the root element's start tag.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// The longest element name, attribute name or attribute value accepted, in bytes.
+///
+/// This is also the size of the buffer rxml keeps for the token being read. Text is not
+/// limited by it: long text is handed over in pieces and joined.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Hard limits on what one peer may send; see the [crate documentation](crate#limits).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Bytes of one top-level stanza, markup included.
+    /// Bytes of one top-level element (stanza), markup included. Default 262 144 (256 KiB).
     pub max_stanza_bytes: usize,
-    /// Nesting depth inside a stanza; the stanza element itself is depth 1.
+    /// Nesting depth inside a top-level element; the top-level element itself is depth 1.
+    /// Default 32.
     pub max_depth: usize,
-    /// Attributes on one element.
+    /// Attributes on one element, namespace declarations included. Default 64.
     pub max_attributes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_stanza_bytes: 262_144,
+            max_stanza_bytes: 256 * 1024,
             max_depth: 32,
             max_attributes: 64,
         }
     }
 }
 
-/// The opening `<stream:stream>` of the peer.
+/// The peer's opening `<stream:stream ...>` tag, RFC 6120 §4.7.
+///
+/// Nothing here is checked beyond well-formedness: whether the root element really is
+/// `stream` in [`NS_STREAMS`], and whether the attributes make sense, is for the caller to
+/// decide (and to answer with `<invalid-namespace/>` and the like).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StreamHeader {
-    /// Namespace of the root element (should be [`NS_STREAMS`]).
+    /// Namespace of the root element; should be [`NS_STREAMS`].
     pub ns: String,
-    /// Local name of the root element (should be `stream`).
+    /// Local name of the root element; should be `stream`.
     pub name: String,
-    /// The default namespace declared on it (`jabber:client` for c2s).
+    /// The default namespace declared on the root element (`xmlns='jabber:client'` for
+    /// client-to-server streams), if any.
     pub default_ns: Option<String>,
+    /// The `to` attribute.
     pub to: Option<String>,
+    /// The `from` attribute.
     pub from: Option<String>,
+    /// The `id` attribute.
     pub id: Option<String>,
+    /// The `version` attribute.
     pub version: Option<String>,
-    /// `xml:lang`
+    /// The `xml:lang` attribute.
     pub lang: Option<String>,
 }
 
-/// What the parser found in the bytes fed so far.
-#[derive(Debug)]
+/// Something complete that the parser found in the bytes fed so far.
+#[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
+    /// The root element's start tag is complete.
     Header(StreamHeader),
+    /// A complete top-level child of the root: a stanza, or a stream-level element such as
+    /// `<stream:features/>`. Its namespace is resolved (a `<message/>` on a client stream
+    /// has namespace `jabber:client`); `xml:lang` is kept as the attribute `lang` in the
+    /// XML namespace, see [`xml_lang`].
     Stanza(Element),
-    /// `</stream:stream>`
+    /// `</stream:stream>`: the peer closed its stream.
     End,
 }
 
-/// Why the stream cannot go on; each maps to an RFC 6120 stream error.
+/// Why a stream cannot go on. Each maps onto an RFC 6120 stream error.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum FramingError {
-    /// Syntax, well-formedness or namespace errors → `not-well-formed`.
+    /// XML syntax, well-formedness or namespace errors, a DOCTYPE, a processing
+    /// instruction, an entity reference other than the five predefined ones, invalid
+    /// UTF-8, an unbound prefix, a duplicate attribute, or text other than whitespace
+    /// between stanzas. Answer with the stream error `<not-well-formed/>`.
     #[error("{0}")]
     NotWellFormed(String),
-    /// A limit was exceeded → `policy-violation`.
+    /// A limit was exceeded: stanza size, nesting depth, attribute count, header size or
+    /// token length. Answer with the stream error `<policy-violation/>`.
     #[error("{0}")]
     PolicyViolation(String),
 }
 
-/// The most bytes accepted before the root element's start tag is complete.
-const MAX_HEADER_BYTES: usize = 16 * 1024;
-
-/// An incremental stream parser.
-pub struct StreamParser {
-    limits: Limits,
-    parser: rxml::Parser,
-    /// Open elements of the current stanza (index 0 is the stanza).
-    stack: Vec<Element>,
-    /// Bytes consumed by the current stanza so far.
-    stanza_bytes: usize,
-    /// Raw bytes seen before the root element opened (to read its namespace declarations).
-    header_raw: Vec<u8>,
-    root_open: bool,
-    ended: bool,
-    poisoned: Option<FramingError>,
+/// The `xml:lang` attribute of `el`, if it has one.
+///
+/// minidom 0.19 keys attributes by namespace and local name, so `xml:lang` is the
+/// attribute `lang` in the XML namespace (and `el.attr("xml:lang")` finds nothing). To set
+/// it: `el.set_attr(rxml::Namespace::XML, "lang".try_into().unwrap(), value)`.
+pub fn xml_lang(el: &Element) -> Option<&str> {
+    el.attr_ns(minidom::rxml::Namespace::xml(), "lang")
 }
-
-fn new_parser() -> rxml::Parser {
-    // Long enough for any name or attribute value we accept; text is split into chunks.
-    let opts = rxml::parser::Options {
-        max_token_length: 64 * 1024,
-        ..Default::default()
-    };
-    let mut p = rxml::Parser::with_options(opts);
-    // Text is handed over as it arrives, so the stanza size is counted as bytes come in:
-    // at most one token (64 KiB) is ever held inside rxml without being counted.
-    p.set_text_buffering(false);
-    p
-}
-
-impl StreamParser {
-    pub fn new(limits: Limits) -> Self {
-        StreamParser {
-            limits,
-            parser: new_parser(),
-            stack: Vec::new(),
-            stanza_bytes: 0,
-            header_raw: Vec::new(),
-            root_open: false,
-            ended: false,
-            poisoned: None,
-        }
-    }
-
-    /// Start over for a new stream (after STARTTLS or SASL success).
-    pub fn reset(&mut self) {
-        *self = StreamParser::new(self.limits);
-    }
-
-    fn fail(&mut self, e: FramingError) -> Result<(), FramingError> {
-        self.poisoned = Some(e.clone());
-        Err(e)
-    }
-
-    /// Feed bytes as they were read; complete events are appended to `out`.
-    pub fn feed(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), FramingError> {
-        if let Some(e) = &self.poisoned {
-            return Err(e.clone());
-        }
-        if !self.root_open {
-            if self.header_raw.len() + data.len() > MAX_HEADER_BYTES {
-                return self.fail(FramingError::PolicyViolation(
-                    "the stream header is too long".into(),
-                ));
-            }
-            self.header_raw.extend_from_slice(data);
-        }
-        let mut buf = data;
-        loop {
-            match self.parser.parse(&mut buf, false) {
-                Ok(Some(ev)) => {
-                    if let Err(e) = self.event(ev, out) {
-                        return self.fail(e);
-                    }
-                }
-                Ok(None) => return Ok(()),
-                Err(rxml::error::EndOrError::NeedMoreData) => return Ok(()),
-                Err(rxml::error::EndOrError::Error(e)) => {
-                    return self.fail(FramingError::NotWellFormed(format!("invalid XML: {e}")));
-                }
-            }
-        }
-    }
-
-    /// The peer closed the connection.
-    pub fn eof(&mut self) -> Result<(), FramingError> {
-        if let Some(e) = &self.poisoned {
-            return Err(e.clone());
-        }
-        if !self.stack.is_empty() {
-            return self.fail(FramingError::NotWellFormed(
-                "the connection closed in the middle of a stanza".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    fn check_size(&self) -> Result<(), FramingError> {
-        if self.stanza_bytes > self.limits.max_stanza_bytes {
-            return Err(FramingError::PolicyViolation(format!(
-                "a stanza exceeds the limit of {} bytes",
-                self.limits.max_stanza_bytes
-            )));
-        }
-        Ok(())
-    }
-
-    fn event(&mut self, ev: rxml::Event, out: &mut Vec<StreamEvent>) -> Result<(), FramingError> {
-        if self.ended {
-            return Err(FramingError::NotWellFormed(
-                "data after the end of the stream".into(),
-            ));
-        }
-        match ev {
-            rxml::Event::XmlDeclaration(..) => Ok(()),
-            rxml::Event::StartElement(m, (ns, name), attrs) => {
-                if !self.root_open {
-                    self.root_open = true;
-                    let header = self.header(ns, name, attrs);
-                    self.header_raw = Vec::new();
-                    out.push(StreamEvent::Header(header));
-                    return Ok(());
-                }
-                if self.stack.is_empty() {
-                    self.stanza_bytes = 0;
-                }
-                self.stanza_bytes += m.len();
-                self.check_size()?;
-                if self.stack.len() + 1 > self.limits.max_depth {
-                    return Err(FramingError::PolicyViolation(format!(
-                        "elements are nested deeper than {} levels",
-                        self.limits.max_depth
-                    )));
-                }
-                if attrs.len() > self.limits.max_attributes {
-                    return Err(FramingError::PolicyViolation(format!(
-                        "an element has more than {} attributes",
-                        self.limits.max_attributes
-                    )));
-                }
-                let mut el = Element::bare(name.as_str(), ns.as_str());
-                *el.attrs_mut() = attrs;
-                self.stack.push(el);
-                Ok(())
-            }
-            rxml::Event::EndElement(m) => {
-                let Some(el) = self.stack.pop() else {
-                    self.ended = true;
-                    out.push(StreamEvent::End);
-                    return Ok(());
-                };
-                self.stanza_bytes += m.len();
-                self.check_size()?;
-                match self.stack.last_mut() {
-                    Some(parent) => {
-                        parent.append_child(el);
-                    }
-                    None => out.push(StreamEvent::Stanza(el)),
-                }
-                Ok(())
-            }
-            rxml::Event::Text(m, text) => {
-                if !self.stack.is_empty() {
-                    self.stanza_bytes += m.len();
-                    self.check_size()?;
-                }
-                match self.stack.last_mut() {
-                    Some(parent) => {
-                        parent.append_text(text);
-                        Ok(())
-                    }
-                    None if text.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) => Ok(()),
-                    None => Err(FramingError::NotWellFormed(
-                        "text is not allowed between stanzas".into(),
-                    )),
-                }
-            }
-        }
-    }
-
-    fn header(&self, ns: Namespace<'static>, name: NcName, attrs: AttrMap) -> StreamHeader {
-        let get = |n: &str| -> Option<String> {
-            let key = NcName::try_from(n).ok()?;
-            attrs.get(&Namespace::NONE, &key).cloned()
-        };
-        let lang = NcName::try_from("lang")
-            .ok()
-            .and_then(|k| attrs.get(&Namespace::XML, &k).cloned());
-        StreamHeader {
-            ns: ns.as_str().to_owned(),
-            name: name.as_str().to_owned(),
-            default_ns: default_namespace(&self.header_raw),
-            to: get("to"),
-            from: get("from"),
-            id: get("id"),
-            version: get("version"),
-            lang,
-        }
-    }
-}
-
-/// The `xmlns='…'` declaration on the root start tag, read from the raw bytes rxml has
-/// already checked for well-formedness.
-fn default_namespace(raw: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(raw);
-    // Skip the XML declaration, then take the root start tag.
-    let mut rest: &str = &text;
-    loop {
-        let i = rest.find('<')?;
-        rest = &rest[i..];
-        if rest.starts_with("<?") {
-            rest = &rest[rest.find("?>")? + 2..];
-        } else {
-            break;
-        }
-    }
-    let tag = &rest[..rest.find('>')?];
-    // Walk attributes: name = quoted value.
-    let mut s = tag.trim_start_matches('<');
-    s = s.trim_start_matches(|c: char| !c.is_whitespace() && c != '/');
-    loop {
-        s = s.trim_start();
-        let eq = s.find('=')?;
-        let name = s[..eq].trim();
-        s = s[eq + 1..].trim_start();
-        let quote = s.chars().next()?;
-        if quote != '\'' && quote != '"' {
-            return None;
-        }
-        let end = s[1..].find(quote)? + 1;
-        let value = &s[1..end];
-        if name == "xmlns" {
-            return Some(unescape(value));
-        }
-        s = &s[end + 1..];
-    }
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
-fn escape_into(s: &str, out: &mut Vec<u8>) {
-    let mut last = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let rep: &[u8] = match b {
-            b'&' => b"&amp;",
-            b'<' => b"&lt;",
-            b'>' => b"&gt;",
-            b'"' => b"&quot;",
-            b'\'' => b"&apos;",
-            b'\r' => b"&#xD;",
-            b'\t' => b"&#x9;",
-            b'\n' => b"&#xA;",
-            _ => continue,
-        };
-        out.extend_from_slice(&s.as_bytes()[last..i]);
-        out.extend_from_slice(rep);
-        last = i + 1;
-    }
-    out.extend_from_slice(&s.as_bytes()[last..]);
-}
-
-fn escape_text_into(s: &str, out: &mut Vec<u8>) {
-    let mut last = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let rep: &[u8] = match b {
-            b'&' => b"&amp;",
-            b'<' => b"&lt;",
-            b'>' => b"&gt;",
-            b'\r' => b"&#xD;",
-            _ => continue,
-        };
-        out.extend_from_slice(&s.as_bytes()[last..i]);
-        out.extend_from_slice(rep);
-        last = i + 1;
-    }
-    out.extend_from_slice(&s.as_bytes()[last..]);
-}
-
-/// Serialise one stanza for a stream whose default namespace is `stream_ns`.
-pub fn serialize(el: &Element, stream_ns: &str) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(256);
-    serialize_into(el, stream_ns, &mut buf);
-    buf
-}
-
-/// Like [`serialize`], appending to `buf`. Namespaces are declared only where they change,
-/// as the default namespace (no prefixes).
-pub fn serialize_into(el: &Element, stream_ns: &str, buf: &mut Vec<u8>) {
-    write_element(el, stream_ns, buf);
-}
-
-fn write_element(el: &Element, parent_ns: &str, buf: &mut Vec<u8>) {
-    let ns = el.ns();
-    buf.push(b'<');
-    buf.extend_from_slice(el.name().as_bytes());
-    if ns != parent_ns {
-        buf.extend_from_slice(b" xmlns='");
-        escape_into(&ns, buf);
-        buf.push(b'\'');
-    }
-    for ((ans, name), value) in el.attrs().iter() {
-        buf.push(b' ');
-        if *ans == Namespace::XML {
-            buf.extend_from_slice(b"xml:");
-        } else if !ans.is_none() {
-            // Attributes in other namespaces are rare in XMPP; they are dropped rather than
-            // written wrongly.
-            continue;
-        }
-        buf.extend_from_slice(name.as_str().as_bytes());
-        buf.extend_from_slice(b"='");
-        escape_into(value, buf);
-        buf.push(b'\'');
-    }
-    let mut nodes = el.nodes().peekable();
-    if nodes.peek().is_none() {
-        buf.extend_from_slice(b"/>");
-        return;
-    }
-    buf.push(b'>');
-    for node in nodes {
-        match node {
-            minidom::Node::Element(child) => write_element(child, &ns, buf),
-            minidom::Node::Text(t) => escape_text_into(t, buf),
-        }
-    }
-    buf.extend_from_slice(b"</");
-    buf.extend_from_slice(el.name().as_bytes());
-    buf.push(b'>');
-}
-
-/// The stream header we send, with attributes in the given order.
-pub fn stream_header(default_ns: &str, attrs: &[(&str, &str)]) -> String {
-    let mut out = Vec::with_capacity(200);
-    out.extend_from_slice(b"<?xml version='1.0'?><stream:stream xmlns='");
-    escape_into(default_ns, &mut out);
-    out.extend_from_slice(b"' xmlns:stream='");
-    out.extend_from_slice(NS_STREAMS.as_bytes());
-    out.push(b'\'');
-    for (k, v) in attrs {
-        out.push(b' ');
-        out.extend_from_slice(k.as_bytes());
-        out.extend_from_slice(b"='");
-        escape_into(v, &mut out);
-        out.push(b'\'');
-    }
-    out.push(b'>');
-    String::from_utf8(out).expect("built from strings")
-}
-
-#[cfg(test)]
-mod tests;
