@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod adhoc;
 mod mechanism;
 mod negotiate;
 mod tls;
@@ -41,6 +42,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 pub use minidom::Element;
+pub use rookery_forms;
+
+pub use adhoc::{AdhocError, CommandItem, CommandSession};
 
 /// XML namespaces the client deals with.
 pub(crate) mod ns {

@@ -106,6 +106,15 @@ pub struct Limits {
     /// Failed authentications allowed per IP address per minute.
     /// Default 10; 1 to 100000.
     pub auth_failures_per_minute: u32,
+    /// Seconds an ad-hoc command session may stay idle before it expires.
+    /// Default 600; 10 to 86400.
+    pub adhoc_session_secs: u64,
+    /// Ad-hoc command sessions one requester may have open at once.
+    /// Default 10; 1 to 1000.
+    pub adhoc_sessions_per_user: usize,
+    /// A user online but silent for this many seconds counts as idle (XEP-0133).
+    /// Default 600; 1 to 86400.
+    pub idle_user_secs: u64,
 }
 
 /// Authentication (`[auth]`).
@@ -185,6 +194,9 @@ impl Default for Limits {
             handshake_timeout_secs: 60,
             max_offline_messages: 1000,
             auth_failures_per_minute: 10,
+            adhoc_session_secs: 600,
+            adhoc_sessions_per_user: 10,
+            idle_user_secs: 600,
         }
     }
 }
@@ -356,6 +368,9 @@ const LIMITS_KEYS: &[&str] = &[
     "handshake_timeout_secs",
     "max_offline_messages",
     "auth_failures_per_minute",
+    "adhoc_session_secs",
+    "adhoc_sessions_per_user",
+    "idle_user_secs",
 ];
 const AUTH_KEYS: &[&str] = &[
     "backend",
@@ -855,6 +870,21 @@ impl Checker {
                 "auth_failures_per_minute" => {
                     if let Some(v) = self.integer(path, entry, 1..=100_000) {
                         out.auth_failures_per_minute = v;
+                    }
+                }
+                "adhoc_session_secs" => {
+                    if let Some(v) = self.integer(path, entry, 10..=86_400) {
+                        out.adhoc_session_secs = v;
+                    }
+                }
+                "adhoc_sessions_per_user" => {
+                    if let Some(v) = self.integer(path, entry, 1..=1000) {
+                        out.adhoc_sessions_per_user = v;
+                    }
+                }
+                "idle_user_secs" => {
+                    if let Some(v) = self.integer(path, entry, 1..=86_400) {
+                        out.idle_user_secs = v;
                     }
                 }
                 _ => self.unknown(section, entry),

@@ -118,3 +118,41 @@ pub async fn delete(stores: &Stores, jid: &BareJid) -> Result<(), AccountError> 
         Err(AccountError::NoSuchUser(jid.to_string()))
     }
 }
+
+/// Delete an account on a running server: its data goes, its sessions end with
+/// `not-authorized` and `reason`, and the `UserDeleted` hooks run.
+pub async fn remove(
+    server: &crate::Server,
+    jid: &BareJid,
+    reason: &str,
+) -> Result<(), AccountError> {
+    delete(server.stores(), jid).await?;
+    end_sessions(
+        server,
+        jid,
+        crate::error::StreamCondition::NotAuthorized,
+        reason,
+    );
+    server
+        .registry()
+        .fire(
+            server,
+            crate::module::Event::UserDeleted { jid: jid.clone() },
+        )
+        .await;
+    Ok(())
+}
+
+/// End every session of a user with a stream error; returns how many there were.
+pub fn end_sessions(
+    server: &crate::Server,
+    jid: &BareJid,
+    condition: crate::error::StreamCondition,
+    reason: &str,
+) -> usize {
+    let sessions = server.sm().resources(jid);
+    for s in &sessions {
+        s.close(crate::error::StreamError::new(condition, reason));
+    }
+    sessions.len()
+}

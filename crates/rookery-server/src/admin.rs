@@ -4,8 +4,6 @@
 //! whichever is available, like `prosodyctl` and `ejabberdctl`.
 
 use crate::accounts;
-use crate::error::{StreamCondition, StreamError};
-use crate::module::Event;
 use crate::server::Server;
 use rookery_config::Config;
 use rookery_storage::Stores;
@@ -34,6 +32,21 @@ pub enum AdminRequest {
     },
     /// Online sessions and uptime.
     Status,
+    /// The ad-hoc commands of the first host: items are `node<TAB>name`.
+    AdhocList,
+    /// One step of an ad-hoc command on the first host, with every permission: the
+    /// reply `<command/>` comes back as XML in `command`.
+    Adhoc {
+        node: String,
+        #[serde(default)]
+        sessionid: Option<String>,
+        /// execute, next, prev, complete or cancel (default execute).
+        #[serde(default)]
+        action: Option<String>,
+        /// The submitted `<x xmlns='jabber:x:data' type='submit'/>` as XML.
+        #[serde(default)]
+        form: Option<String>,
+    },
 }
 
 /// The answer: success, a message for the operator, and listed items.
@@ -43,6 +56,9 @@ pub struct AdminResponse {
     pub message: String,
     #[serde(default)]
     pub items: Vec<String>,
+    /// The reply `<command/>` of an ad-hoc step, as XML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 impl AdminResponse {
@@ -51,6 +67,7 @@ impl AdminResponse {
             ok: true,
             message: message.into(),
             items: Vec::new(),
+            command: None,
         }
     }
     fn err(e: impl std::fmt::Display) -> Self {
@@ -58,6 +75,7 @@ impl AdminResponse {
             ok: false,
             message: e.to_string(),
             items: Vec::new(),
+            command: None,
         }
     }
 }
@@ -109,22 +127,16 @@ pub async fn execute(target: AdminTarget<'_>, req: AdminRequest) -> AdminRespons
                 Ok(j) => j,
                 Err(e) => return AdminResponse::err(e),
             };
-            if let Err(e) = accounts::delete(stores, &jid).await {
+            let result = match target {
+                AdminTarget::Running(server) => {
+                    accounts::remove(server, &jid, "your account has been deleted").await
+                }
+                AdminTarget::Offline { .. } => accounts::delete(stores, &jid).await,
+            };
+            if let Err(e) = result {
                 return AdminResponse::err(e);
             }
             tracing::info!(%jid, "account deleted");
-            if let AdminTarget::Running(server) = target {
-                for s in server.sm().resources(&jid) {
-                    s.close(StreamError::new(
-                        StreamCondition::NotAuthorized,
-                        "your account has been deleted",
-                    ));
-                }
-                server
-                    .registry()
-                    .fire(server, Event::UserDeleted { jid: jid.clone() })
-                    .await;
-            }
             AdminResponse::ok(format!("deleted {jid}"))
         }
         AdminRequest::UserPasswd { jid, password } => {
@@ -146,6 +158,7 @@ pub async fn execute(target: AdminTarget<'_>, req: AdminRequest) -> AdminRespons
                     ok: true,
                     message: format!("{} users on {host}", users.len()),
                     items: users.into_iter().map(|u| format!("{u}@{host}")).collect(),
+                    command: None,
                 },
                 Err(e) => AdminResponse::err(e),
             }
@@ -164,10 +177,87 @@ pub async fn execute(target: AdminTarget<'_>, req: AdminRequest) -> AdminRespons
                         .iter()
                         .map(|s| format!("{} {}", s.jid, s.peer))
                         .collect(),
+                    command: None,
                 }
             }
             AdminTarget::Offline { .. } => AdminResponse::err("the server is not running"),
         },
+        AdminRequest::AdhocList => match target {
+            AdminTarget::Running(server) => {
+                let (requester, responder) = socket_requester(server);
+                let commands = crate::adhoc::visible(server, &requester, &responder);
+                AdminResponse {
+                    ok: true,
+                    message: format!("{} commands on {responder}", commands.len()),
+                    items: commands
+                        .iter()
+                        .map(|c| format!("{}\t{}", c.node, c.name))
+                        .collect(),
+                    command: None,
+                }
+            }
+            AdminTarget::Offline { .. } => {
+                AdminResponse::err("the server is not running; commands need a running server")
+            }
+        },
+        AdminRequest::Adhoc {
+            node,
+            sessionid,
+            action,
+            form,
+        } => match target {
+            AdminTarget::Running(server) => adhoc_step(server, node, sessionid, action, form).await,
+            AdminTarget::Offline { .. } => {
+                AdminResponse::err("the server is not running; commands need a running server")
+            }
+        },
+    }
+}
+
+/// The admin socket acts as `<first host>/admin-socket` with every permission.
+fn socket_requester(server: &Server) -> (crate::adhoc::Requester, jid::Jid) {
+    let host = server.config().hosts.first().cloned().unwrap_or_default();
+    let jid = jid::Jid::new(&format!("{host}/admin-socket")).expect("hosts are valid domains");
+    let responder = jid::Jid::new(&host).expect("hosts are valid domains");
+    (
+        crate::adhoc::Requester {
+            jid,
+            privileged: true,
+        },
+        responder,
+    )
+}
+
+async fn adhoc_step(
+    server: &Server,
+    node: String,
+    sessionid: Option<String>,
+    action: Option<String>,
+    form: Option<String>,
+) -> AdminResponse {
+    use crate::xml::{ElementExt, el};
+    let mut cmd = el("command", crate::adhoc::NS).with_attr("node", &node);
+    if let Some(s) = &sessionid {
+        cmd.put_attr("sessionid", s);
+    }
+    if let Some(a) = &action {
+        cmd.put_attr("action", a);
+    }
+    if let Some(f) = form {
+        match f.parse::<minidom::Element>() {
+            Ok(x) => cmd.append_child(x),
+            Err(e) => return AdminResponse::err(format!("the submitted form is not XML: {e}")),
+        };
+    }
+    let (requester, responder) = socket_requester(server);
+    match crate::adhoc::execute(server, requester, responder, &cmd).await {
+        Ok(reply) => AdminResponse {
+            ok: true,
+            message: String::new(),
+            items: Vec::new(),
+            command: Some(String::from(&reply)),
+        },
+        Err(e) => AdminResponse::err(format!("{}: {}", e.condition.as_str(), e.text)),
     }
 }
 

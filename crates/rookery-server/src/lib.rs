@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod adhoc;
 pub mod admin;
 pub mod c2s;
 pub mod error;

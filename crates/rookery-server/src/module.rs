@@ -76,6 +76,10 @@ pub enum Event {
     SessionClosed { jid: FullJid, status: String },
     /// An account was removed (its stored data is gone already).
     UserDeleted { jid: BareJid },
+    /// An account was created by in-band registration or an administrator.
+    UserRegistered { jid: BareJid },
+    /// The server has started listening (modules load their stored state here).
+    Started,
     /// A message for a local user found no resource to deliver it to.
     MessageUndeliverable { to: BareJid, stanza: Element },
 }
@@ -87,6 +91,8 @@ pub enum EventKind {
     InitialPresence,
     SessionClosed,
     UserDeleted,
+    UserRegistered,
+    Started,
     MessageUndeliverable,
 }
 
@@ -97,6 +103,8 @@ impl Event {
             Event::InitialPresence { .. } => EventKind::InitialPresence,
             Event::SessionClosed { .. } => EventKind::SessionClosed,
             Event::UserDeleted { .. } => EventKind::UserDeleted,
+            Event::UserRegistered { .. } => EventKind::UserRegistered,
+            Event::Started => EventKind::Started,
             Event::MessageUndeliverable { .. } => EventKind::MessageUndeliverable,
         }
     }
@@ -155,6 +163,7 @@ struct Tables {
     filters: Vec<(&'static str, StanzaFilter)>,
     features: Vec<(&'static str, Address, String)>,
     identities: Vec<(&'static str, Identity)>,
+    commands: Vec<(&'static str, crate::adhoc::CommandDef)>,
     modules: Vec<&'static str>,
 }
 
@@ -215,6 +224,11 @@ impl ModuleContext<'_> {
         t.features.push((self.owner, address, var.to_owned()));
     }
 
+    /// Offer an ad-hoc command (XEP-0050); see [`crate::adhoc`].
+    pub fn command(&mut self, def: crate::adhoc::CommandDef) {
+        self.registry.add_command(self.owner, def);
+    }
+
     /// Advertise a disco identity of the server.
     pub fn identity(&mut self, category: &str, kind: &str, name: &str) {
         let mut t = self.registry.tables.write().unwrap();
@@ -252,7 +266,29 @@ impl Registry {
         t.filters.retain(|(o, _)| *o != owner);
         t.features.retain(|(o, _, _)| *o != owner);
         t.identities.retain(|(o, _)| *o != owner);
+        t.commands.retain(|(o, _)| *o != owner);
         t.modules.retain(|o| *o != owner);
+    }
+
+    /// Offer an ad-hoc command on behalf of `owner` (also at run time, e.g. for a new
+    /// room); a command with the same node on the same JIDs is replaced.
+    pub fn add_command(&self, owner: &'static str, def: crate::adhoc::CommandDef) {
+        let mut t = self.tables.write().unwrap();
+        t.commands
+            .retain(|(_, c)| !(c.node == def.node && c.on == def.on));
+        t.commands.push((owner, def));
+    }
+
+    /// Withdraw a command.
+    pub fn remove_command(&self, on: &crate::adhoc::On, node: &str) {
+        let mut t = self.tables.write().unwrap();
+        t.commands.retain(|(_, c)| !(c.node == node && &c.on == on));
+    }
+
+    /// Every registered command.
+    pub fn commands(&self) -> Vec<crate::adhoc::CommandDef> {
+        let t = self.tables.read().unwrap();
+        t.commands.iter().map(|(_, c)| c.clone()).collect()
     }
 
     /// Names of the loaded modules.

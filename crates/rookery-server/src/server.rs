@@ -20,6 +20,7 @@ struct Inner {
     config: Config,
     stores: Stores,
     registry: Registry,
+    adhoc: crate::adhoc::Adhoc,
     sm: SessionManager,
     services: DashMap<String, Arc<dyn Route>>,
     tls: Option<TlsSetup>,
@@ -27,6 +28,21 @@ struct Inner {
     tracker: TaskTracker,
     started: Instant,
     auth_failures: DashMap<IpAddr, (Instant, u32)>,
+    /// Administrators: the configured ones plus those added at run time.
+    admins: std::sync::RwLock<Vec<String>>,
+    /// The administrators of the configuration file (last loaded), who always stay.
+    configured_admins: std::sync::RwLock<Vec<String>>,
+    /// Set when an administrator asks the server to stop or restart.
+    exit: tokio::sync::watch::Sender<Option<Exit>>,
+    /// The configuration file the server was started with, for `reload`.
+    config_path: std::sync::Mutex<Option<PathBuf>>,
+}
+
+/// How an administrator asked the server to end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Shutdown,
+    Restart,
 }
 
 /// A handle on the running server; cheap to clone.
@@ -46,10 +62,16 @@ impl Server {
     /// (minus `modules.disabled`).
     pub fn new(config: Config, stores: Stores) -> Result<Server> {
         let tls = Some(crate::tls::setup(&config)?);
+        let admins = std::sync::RwLock::new(config.admins.clone());
         let server = Server(Arc::new(Inner {
+            admins,
+            configured_admins: std::sync::RwLock::new(config.admins.clone()),
+            exit: tokio::sync::watch::Sender::new(None),
+            config_path: std::sync::Mutex::new(None),
             config,
             stores,
             registry: Registry::default(),
+            adhoc: crate::adhoc::Adhoc::default(),
             sm: SessionManager::default(),
             services: DashMap::new(),
             tls,
@@ -115,6 +137,9 @@ impl Server {
         }
         let path = cfg.admin_socket_path();
         listening.admin_socket = Some(crate::admin::listen(self.clone(), &path)?);
+        self.registry()
+            .fire(self, crate::module::Event::Started)
+            .await;
         Ok(listening)
     }
 
@@ -151,6 +176,9 @@ impl Server {
     pub fn registry(&self) -> &Registry {
         &self.0.registry
     }
+    pub fn adhoc(&self) -> &crate::adhoc::Adhoc {
+        &self.0.adhoc
+    }
     pub fn sm(&self) -> &SessionManager {
         &self.0.sm
     }
@@ -177,9 +205,66 @@ impl Server {
         self.0.services.get(domain).map(|r| r.clone())
     }
 
-    /// Whether `jid` (a bare JID string) is listed in `admins`.
+    /// Whether `jid` (a bare JID string) is an administrator.
     pub fn is_admin(&self, bare: &str) -> bool {
-        self.0.config.admins.iter().any(|a| a == bare)
+        self.0.admins.read().unwrap().iter().any(|a| a == bare)
+    }
+
+    /// The administrators, sorted.
+    pub fn admins(&self) -> Vec<String> {
+        let mut v = self.0.admins.read().unwrap().clone();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Replace the administrators (the configured ones always stay).
+    pub fn set_admins(&self, mut admins: Vec<String>) {
+        admins.extend(self.configured_admins());
+        admins.sort();
+        admins.dedup();
+        *self.0.admins.write().unwrap() = admins;
+    }
+
+    /// The administrators listed in the configuration file.
+    pub fn configured_admins(&self) -> Vec<String> {
+        self.0.configured_admins.read().unwrap().clone()
+    }
+
+    /// A reloaded configuration's administrators: those dropped from the file stop being
+    /// administrators, new ones start.
+    pub fn set_configured_admins(&self, admins: Vec<String>) {
+        let old = std::mem::replace(&mut *self.0.configured_admins.write().unwrap(), admins);
+        let mut current = self.admins();
+        current.retain(|a| !old.contains(a));
+        self.set_admins(current);
+    }
+
+    /// Ask whoever runs the server to stop it or restart it.
+    pub fn request_exit(&self, exit: Exit) {
+        self.0.exit.send_replace(Some(exit));
+    }
+
+    /// Wait until an administrator asks the server to stop or restart.
+    pub async fn exit_requested(&self) -> Exit {
+        let mut rx = self.0.exit.subscribe();
+        loop {
+            if let Some(e) = *rx.borrow_and_update() {
+                return e;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Remember the configuration file, for `reload`.
+    pub fn set_config_path(&self, path: Option<PathBuf>) {
+        *self.0.config_path.lock().unwrap() = path;
+    }
+
+    pub fn config_path(&self) -> Option<PathBuf> {
+        self.0.config_path.lock().unwrap().clone()
     }
 
     /// Count a failed authentication from `ip`; true when the address is over its limit.

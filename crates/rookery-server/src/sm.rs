@@ -12,6 +12,7 @@ use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +42,10 @@ pub struct SessionHandle {
     pub peer: SocketAddr,
     /// When the session was bound, epoch microseconds.
     pub since_us: i64,
+    /// When the client last sent a stanza, epoch microseconds (for idle users).
+    last_active_us: AtomicI64,
+    /// Stanzas received from the client.
+    stanzas_in: AtomicU64,
     tx: mpsc::Sender<Outbound>,
     /// Why the session must end; set before `kill` is cancelled.
     kill_reason: Mutex<Option<StreamError>>,
@@ -50,10 +55,13 @@ pub struct SessionHandle {
 
 impl SessionHandle {
     pub fn new(jid: FullJid, peer: SocketAddr, tx: mpsc::Sender<Outbound>) -> Self {
+        let now = rookery_storage::now_us();
         SessionHandle {
             jid,
             peer,
-            since_us: rookery_storage::now_us(),
+            since_us: now,
+            last_active_us: AtomicI64::new(now),
+            stanzas_in: AtomicU64::new(0),
             tx,
             kill_reason: Mutex::new(None),
             kill: CancellationToken::new(),
@@ -85,6 +93,34 @@ impl SessionHandle {
             *r = Some(reason);
         }
         self.kill.cancel();
+    }
+
+    /// Note a stanza from the client.
+    pub fn touch(&self) {
+        self.last_active_us
+            .store(rookery_storage::now_us(), Ordering::Relaxed);
+        self.stanzas_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// When the client last sent a stanza, epoch microseconds.
+    pub fn last_active_us(&self) -> i64 {
+        self.last_active_us.load(Ordering::Relaxed)
+    }
+
+    /// Stanzas received from the client so far.
+    pub fn stanzas_in(&self) -> u64 {
+        self.stanzas_in.load(Ordering::Relaxed)
+    }
+
+    /// The `<show/>` of the current presence (`None`: unavailable; `""`: plain available).
+    pub fn show(&self) -> Option<String> {
+        let st = self.state.lock().unwrap();
+        st.presence.as_ref().map(|p| {
+            p.children()
+                .find(|c| c.name() == "show")
+                .map(|c| c.text())
+                .unwrap_or_default()
+        })
     }
 
     pub fn killed(&self) -> &CancellationToken {

@@ -103,6 +103,22 @@ pub trait AccountStore: Send + Sync {
 
     /// Number of accounts on `host`.
     async fn count_accounts(&self, host: &str) -> Result<u64>;
+
+    /// Disables (`true`) or re-enables an account; a disabled account keeps its data but
+    /// cannot log in. `false` if there is no such account.
+    async fn set_disabled(&self, host: &str, user: &str, disabled: bool) -> Result<bool>;
+
+    /// Whether the account exists and is disabled.
+    async fn is_disabled(&self, host: &str, user: &str) -> Result<bool>;
+
+    /// The localparts of the disabled accounts on `host`, sorted.
+    async fn disabled_accounts(&self, host: &str) -> Result<Vec<String>>;
+
+    /// Records a successful login now.
+    async fn record_login(&self, host: &str, user: &str, stamp_us: i64) -> Result<()>;
+
+    /// When the account last logged in (microseconds since the epoch), if ever.
+    async fn last_login(&self, host: &str, user: &str) -> Result<Option<i64>>;
 }
 
 // ---------------------------------------------------------------------------
@@ -265,6 +281,9 @@ pub trait OfflineStore: Send + Sync {
 // ---------------------------------------------------------------------------
 
 /// Small per-user XML documents keyed by (kind, key): vcard-temp (kind "vcard", key ""), private XML storage XEP-0049 (kind "private", key "{ns} name") and later features.
+///
+/// The empty user `""` (never a valid localpart) holds the host's own documents: the
+/// message of the day, the welcome message, server-wide lists.
 #[async_trait]
 pub trait UserDataStore: Send + Sync {
     /// The stored document, if any.

@@ -486,6 +486,62 @@ impl AccountStore for SqliteStore {
             .await?;
         unsigned(n, "count")
     }
+
+    async fn set_disabled(&self, host: &str, user: &str, disabled: bool) -> Result<bool> {
+        let stamp = disabled.then(now_us);
+        let n =
+            sqlx::query("UPDATE accounts SET disabled_us = $3 WHERE host = $1 AND username = $2")
+                .bind(host)
+                .bind(user)
+                .bind(stamp)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn is_disabled(&self, host: &str, user: &str) -> Result<bool> {
+        let v: Option<Option<i64>> = sqlx::query_scalar(
+            "SELECT disabled_us FROM accounts WHERE host = $1 AND username = $2",
+        )
+        .bind(host)
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(matches!(v, Some(Some(_))))
+    }
+
+    async fn disabled_accounts(&self, host: &str) -> Result<Vec<String>> {
+        let mut users: Vec<String> = sqlx::query_scalar(
+            "SELECT username FROM accounts WHERE host = $1 AND disabled_us IS NOT NULL",
+        )
+        .bind(host)
+        .fetch_all(&self.pool)
+        .await?;
+        users.sort_unstable();
+        Ok(users)
+    }
+
+    async fn record_login(&self, host: &str, user: &str, stamp_us: i64) -> Result<()> {
+        sqlx::query("UPDATE accounts SET last_login_us = $3 WHERE host = $1 AND username = $2")
+            .bind(host)
+            .bind(user)
+            .bind(stamp_us)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn last_login(&self, host: &str, user: &str) -> Result<Option<i64>> {
+        let v: Option<Option<i64>> = sqlx::query_scalar(
+            "SELECT last_login_us FROM accounts WHERE host = $1 AND username = $2",
+        )
+        .bind(host)
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(v.flatten())
+    }
 }
 
 // ---------------------------------------------------------------------------

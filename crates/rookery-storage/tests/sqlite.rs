@@ -966,3 +966,49 @@ async fn in_memory_stores_are_separate_and_work_through_the_trait_objects() {
     assert!(one.accounts.delete_account(HOST, "alice").await.unwrap());
     assert_eq!(one.offline.count_offline(HOST, "alice").await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_disabled_account_keeps_its_data_and_its_state_survives_a_restart() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&db_path(&dir)).await;
+    store
+        .create_account(HOST, "bob", &[cred("SHA-256", 3)])
+        .await
+        .unwrap();
+    store
+        .create_account(HOST, "amy", &[cred("SHA-256", 4)])
+        .await
+        .unwrap();
+    assert!(!store.is_disabled(HOST, "bob").await.unwrap());
+    assert_eq!(store.last_login(HOST, "bob").await.unwrap(), None);
+
+    // An administrator disables bob; bob logged in once before.
+    store
+        .record_login(HOST, "bob", 1_700_000_000_000_000)
+        .await
+        .unwrap();
+    assert!(store.set_disabled(HOST, "bob", true).await.unwrap());
+    assert!(!store.set_disabled(HOST, "nobody", true).await.unwrap());
+    store.close().await;
+
+    let store = open(&db_path(&dir)).await;
+    assert!(store.is_disabled(HOST, "bob").await.unwrap());
+    assert!(!store.is_disabled(HOST, "amy").await.unwrap());
+    assert!(!store.is_disabled(HOST, "nobody").await.unwrap());
+    assert_eq!(store.disabled_accounts(HOST).await.unwrap(), jids(&["bob"]));
+    assert!(
+        store
+            .credential(HOST, "bob", "SHA-256")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.last_login(HOST, "bob").await.unwrap(),
+        Some(1_700_000_000_000_000)
+    );
+
+    // Re-enabled, bob is an ordinary account again.
+    assert!(store.set_disabled(HOST, "bob", false).await.unwrap());
+    assert!(store.disabled_accounts(HOST).await.unwrap().is_empty());
+}

@@ -310,7 +310,12 @@ async fn authenticate(
     };
     let started = Instant::now();
     let result = if mech == "PLAIN" {
-        let r = plain(server, conn, &initial).await;
+        let mut r = plain(server, conn, &initial).await;
+        if let Ok(jid) = &r {
+            if let Err(e) = check_enabled(server, jid).await {
+                r = Err(e);
+            }
+        }
         if r.is_ok() {
             conn.send_raw(format!("<success xmlns='{}'/>", ns::SASL).as_bytes())
                 .await?;
@@ -320,7 +325,19 @@ async fn authenticate(
         scram(server, conn, &mech, offered_plus, initial).await?
     };
     match result {
-        Ok(jid) => Ok(Some(jid)),
+        Ok(jid) => {
+            let node = jid.node().map(|n| n.as_str()).unwrap_or_default();
+            let stamp = rookery_storage::now_us();
+            if let Err(e) = server
+                .stores()
+                .accounts
+                .record_login(jid.domain().as_str(), node, stamp)
+                .await
+            {
+                tracing::warn!(%jid, error = %e, "could not record the login time");
+            }
+            Ok(Some(jid))
+        }
         Err((condition, text, user)) => {
             tracing::info!(peer = %conn.peer, user = %user, mechanism = %mech, reason = %text, "authentication failed");
             // A failure before any credential was checked (no user named yet: a malformed
@@ -400,6 +417,30 @@ async fn plain(server: &Server, conn: &Conn, msg: &[u8]) -> Result<BareJid, Auth
             "wrong username or password".into(),
             authcid,
         ))
+    }
+}
+
+/// Refuse a disabled account (XEP-0133 disable-user) with RFC 6120's `account-disabled`,
+/// before `<success/>` is sent.
+async fn check_enabled(server: &Server, jid: &BareJid) -> Result<(), AuthFailure> {
+    let node = jid.node().map(|n| n.as_str()).unwrap_or_default();
+    match server
+        .stores()
+        .accounts
+        .is_disabled(jid.domain().as_str(), node)
+        .await
+    {
+        Ok(false) => Ok(()),
+        Ok(true) => Err((
+            "account-disabled",
+            "this account has been disabled by an administrator".into(),
+            node.to_owned(),
+        )),
+        Err(e) => Err((
+            "temporary-auth-failure",
+            format!("database error: {e}"),
+            node.to_owned(),
+        )),
     }
 }
 
@@ -496,6 +537,9 @@ async fn scram(
                     first.username,
                 )));
             };
+            if let Err(f) = check_enabled(server, &jid).await {
+                return Ok(Err(f));
+            }
             if s.downgrade_flag_seen() {
                 tracing::info!(peer = %conn.peer, %jid, "client used gs2 flag 'y' although -PLUS was offered; accepted (it may support no binding type we offer)");
             }

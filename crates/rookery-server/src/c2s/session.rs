@@ -184,6 +184,7 @@ async fn session_loop(
                 last_read = Instant::now();
                 match ev {
                     Ok(Some(StreamEvent::Stanza(s))) => {
+                        handle.touch();
                         if let Err(end) = inbound(server, handle, s).await {
                             return end;
                         }

@@ -30,9 +30,15 @@ impl Module for Disco {
 }
 
 async fn info(req: IqRequest, address: Address) -> IqResult {
-    let node = req.payload().get_attr("node").map(str::to_owned);
-    if node.is_some() {
-        return Err(StanzaError::item_not_found("no such node"));
+    if let Some(node) = req.payload().get_attr("node") {
+        if address == Address::Host
+            && let Some(r) = crate::adhoc::disco_info(&req.server, &req.from, &req.to, node)
+        {
+            return r.map(Some);
+        }
+        return Err(StanzaError::item_not_found(format!(
+            "there is no node '{node}' here"
+        )));
     }
     let mut q = el("query", ns::DISCO_INFO);
     let registry = req.server.registry();
@@ -63,8 +69,15 @@ async fn info(req: IqRequest, address: Address) -> IqResult {
 }
 
 async fn items(req: IqRequest) -> IqResult {
-    if req.payload().get_attr("node").is_some() {
-        return Err(StanzaError::item_not_found("no such node"));
+    if let Some(node) = req.payload().get_attr("node") {
+        if req.to.node().is_none()
+            && let Some(q) = crate::adhoc::disco_items(&req.server, &req.from, &req.to, node)
+        {
+            return Ok(Some(q));
+        }
+        return Err(StanzaError::item_not_found(format!(
+            "there is no node '{node}' here"
+        )));
     }
     let mut q = el("query", ns::DISCO_ITEMS);
     if req.to.node().is_none() {

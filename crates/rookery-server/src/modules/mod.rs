@@ -1,5 +1,7 @@
 //! Built-in modules, one file per feature.
 
+pub mod adhoc;
+pub mod admin_commands;
 pub mod blocking;
 pub mod disco;
 pub mod last;
@@ -20,6 +22,8 @@ pub fn builtin() -> Vec<Box<dyn Module>> {
         Box::new(session::Session),
         Box::new(crate::im::roster::Roster),
         Box::new(disco::Disco),
+        Box::new(adhoc::Adhoc),
+        Box::new(admin_commands::AdminCommands::default()),
         Box::new(ping::Ping),
         Box::new(version::Version),
         Box::new(time::Time),

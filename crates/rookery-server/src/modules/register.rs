@@ -83,6 +83,10 @@ pub async fn pre_auth(server: &Server, host: &str, iq: Element) -> Element {
             match accounts::create(server.stores(), server.config(), &jid, &password).await {
                 Ok(()) => {
                     tracing::info!(%jid, "account registered in-band");
+                    server
+                        .registry()
+                        .fire(server, Event::UserRegistered { jid })
+                        .await;
                     iq_result(&iq, None)
                 }
                 Err(accounts::AccountError::Exists(_)) => {
@@ -103,20 +107,10 @@ async fn change(req: IqRequest) -> IqResult {
     let q = req.payload();
     let server = &req.server;
     if q.has_child("remove", ns::REGISTER) {
-        accounts::delete(server.stores(), &user)
+        accounts::remove(server, &user, "your account has been removed")
             .await
             .map_err(|e| StanzaError::internal(e.to_string()))?;
         tracing::info!(jid = %user, "account removed in-band");
-        for s in server.sm().resources(&user) {
-            s.close(crate::error::StreamError::new(
-                crate::error::StreamCondition::NotAuthorized,
-                "your account has been removed",
-            ));
-        }
-        server
-            .registry()
-            .fire(server, Event::UserDeleted { jid: user })
-            .await;
         return Ok(None);
     }
     let password = q
