@@ -135,6 +135,9 @@ idle_timeout_secs = 0
 handshake_timeout_secs = 30
 max_offline_messages = 0
 auth_failures_per_minute = 5
+adhoc_session_secs = 60
+adhoc_sessions_per_user = 3
+idle_user_secs = 120
 
 [auth]
 backend = "internal"
@@ -179,6 +182,9 @@ level = "debug"
                 handshake_timeout_secs: 30,
                 max_offline_messages: 0,
                 auth_failures_per_minute: 5,
+                adhoc_session_secs: 60,
+                adhoc_sessions_per_user: 3,
+                idle_user_secs: 120,
             },
             auth: Auth {
                 backend: "internal".into(),

@@ -311,10 +311,10 @@ async fn authenticate(
     let started = Instant::now();
     let result = if mech == "PLAIN" {
         let mut r = plain(server, conn, &initial).await;
-        if let Ok(jid) = &r {
-            if let Err(e) = check_enabled(server, jid).await {
-                r = Err(e);
-            }
+        if let Ok(jid) = &r
+            && let Err(e) = check_enabled(server, jid).await
+        {
+            r = Err(e);
         }
         if r.is_ok() {
             conn.send_raw(format!("<success xmlns='{}'/>", ns::SASL).as_bytes())

@@ -406,7 +406,7 @@ async fn stats(req: CommandRequest) -> HandlerResult {
 
 fn sessions(req: CommandRequest) -> HandlerResult {
     let mut all = req.server.sm().all();
-    all.sort_by(|a, b| a.jid.to_string().cmp(&b.jid.to_string()));
+    all.sort_by_key(|s| s.jid.to_string());
     let now = rookery_storage::now_us();
     let mut table = result("Connected sessions").with_reported(vec![
         Field::jid_single("jid", "JID"),
