@@ -117,6 +117,10 @@ pub async fn execute(target: AdminTarget<'_>, req: AdminRequest) -> AdminRespons
             match accounts::create(stores, config, &jid, &password).await {
                 Ok(()) => {
                     tracing::info!(%jid, "account created");
+                    if let AdminTarget::Running(server) = target {
+                        let event = crate::module::Event::UserRegistered { jid: jid.clone() };
+                        server.registry().fire(server, event).await;
+                    }
                     AdminResponse::ok(format!("created {jid}"))
                 }
                 Err(e) => AdminResponse::err(e),

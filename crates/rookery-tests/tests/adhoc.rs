@@ -309,6 +309,12 @@ async fn protocol_errors_get_their_conditions() {
     assert_eq!(e.condition, "bad-request");
     assert!(e.text.unwrap().contains("'set'"));
 
+    let e = refused(alice.execute("bob@localhost", WIZARD).await);
+    assert_eq!(
+        (e.error_type.as_str(), e.condition.as_str()),
+        ("cancel", "feature-not-implemented")
+    );
+
     let e = refused(alice.execute("localhost", "urn:no-such-command").await);
     assert_eq!(
         (e.error_type.as_str(), e.condition.as_str()),

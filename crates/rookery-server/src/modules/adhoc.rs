@@ -2,7 +2,7 @@
 //! feature. The framework itself is in [`crate::adhoc`]; commands come from other modules.
 
 use crate::adhoc::{self, NS, Requester};
-use crate::error::StanzaError;
+use crate::error::{Condition, StanzaError};
 use crate::module::{Address, IqRequest, IqResult, Module, ModuleContext};
 use crate::xml::IqType;
 
@@ -15,6 +15,14 @@ impl Module for Adhoc {
     fn start(&self, m: &mut ModuleContext<'_>) {
         m.feature(Address::Host, NS);
         m.iq(IqType::Set, Address::Host, "command", NS, run);
+        // An account is no command responder (RFC 6120 would say service-unavailable;
+        // XEP-0050 §4.6 names feature-not-implemented, which tells the client more).
+        m.iq(IqType::Set, Address::Bare, "command", NS, |_| async {
+            Err(StanzaError::new(
+                Condition::FeatureNotImplemented,
+                "accounts do not run commands; send them to the server's domain",
+            ))
+        });
         m.iq(IqType::Get, Address::Host, "command", NS, |_| async {
             Err(StanzaError::bad_request(
                 "commands are executed with an IQ of type 'set', not 'get'",
