@@ -1,11 +1,15 @@
 //! `rookery`: the XMPP server and its admin CLI in one binary.
 #![forbid(unsafe_code)]
 
+mod adhoc;
+mod render;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use rookery_config::Config;
 use rookery_server::Server;
 use rookery_server::admin::{self, AdminRequest, AdminResponse, AdminTarget};
+use rookery_server::server::Exit;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +35,12 @@ enum Command {
     User(UserCommand),
     /// Show whether the server runs, its uptime and sessions.
     Status,
+    /// Ad-hoc commands (XEP-0050) over XMPP, logged in as an account.
+    #[command(subcommand)]
+    Adhoc(adhoc::AdhocCommand),
+    /// The running server's admin commands, over its local admin socket.
+    #[command(subcommand)]
+    Admin(adhoc::AdminCommand),
 }
 
 #[derive(Subcommand)]
@@ -118,7 +128,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve => serve(config).await.map(|_| ExitCode::SUCCESS),
+        Command::Serve => serve(config, cli.config.clone()).await,
+        Command::Adhoc(cmd) => adhoc::adhoc(cmd, &config).await,
+        Command::Admin(cmd) => adhoc::admin(cmd, &config).await,
         Command::Status => {
             let resp = admin_request(&config, AdminRequest::Status).await?;
             Ok(report(resp))
@@ -186,9 +198,10 @@ async fn admin_request(config: &Config, req: AdminRequest) -> Result<AdminRespon
     .await)
 }
 
-async fn serve(config: Config) -> Result<()> {
+async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<ExitCode> {
     init_logs(&config.log.level);
     let server = Server::open(config).await?;
+    server.set_config_path(config_path);
     let listening = server.start().await?;
     let cfg = server.config();
     println!(
@@ -212,10 +225,22 @@ async fn serve(config: Config) -> Result<()> {
             ca.display()
         );
     }
-    wait_for_signal().await;
-    tracing::info!("shutting down");
+    let exit = tokio::select! {
+        _ = wait_for_signal() => Exit::Shutdown,
+        e = server.exit_requested() => e,
+    };
+    tracing::info!(?exit, "shutting down");
     server.shutdown().await;
-    Ok(())
+    if exit == Exit::Restart {
+        // Start again as the same program with the same arguments (XEP-0133 restart).
+        use std::os::unix::process::CommandExt;
+        let mut args = std::env::args_os();
+        let program = std::env::current_exe().context("finding the running program")?;
+        let _ = args.next();
+        let err = std::process::Command::new(program).args(args).exec();
+        bail!("could not restart: {err}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn wait_for_signal() {

@@ -580,6 +580,36 @@ fn without_action(mut c: Command) -> Command {
     c
 }
 
+/// For a service with its own route: answer the IQs that concern its commands (execution,
+/// the command list and command nodes in disco) and return the reply to route back;
+/// `None` for any other stanza, which the service handles itself.
+pub async fn service_iq(server: &Server, iq: &Element) -> Option<Element> {
+    if iq.name() != "iq" {
+        return None;
+    }
+    let from = Jid::new(iq.get_attr("from")?).ok()?;
+    let to = Jid::new(iq.get_attr("to")?).ok()?;
+    let child = iq.children().next()?;
+    if child.is("command", NS) {
+        return Some(answer_iq(server, from, to, iq).await);
+    }
+    if iq.get_attr("type") != Some("get") {
+        return None;
+    }
+    let node = child.get_attr("node")?;
+    if child.is("query", crate::ns::DISCO_ITEMS) {
+        let q = disco_items(server, &from, &to, node)?;
+        return Some(crate::xml::iq_result(iq, Some(q)));
+    }
+    if child.is("query", crate::ns::DISCO_INFO) {
+        return Some(match disco_info(server, &from, &to, node)? {
+            Ok(q) => crate::xml::iq_result(iq, Some(q)),
+            Err(e) => e.bounce(iq),
+        });
+    }
+    None
+}
+
 /// Answer an `<iq type='set'>` carrying a `<command/>`: for services with their own route
 /// that serve commands (the server's domain uses the `adhoc` module's IQ handler).
 pub async fn answer_iq(server: &Server, from: Jid, to: Jid, iq: &Element) -> Element {
