@@ -355,3 +355,53 @@ async fn idle_sessions_expire_and_each_requester_has_a_cap() {
     // Expired sessions no longer count against the cap.
     alice.execute("localhost", WIZARD).await.unwrap();
 }
+
+/// A service with its own route (as MUC and NEERC are): its commands live on its JID.
+struct Service;
+
+#[async_trait::async_trait]
+impl rookery_server::router::Route for Service {
+    async fn route(&self, server: &rookery_server::Server, stanza: minidom::Element) {
+        if let Some(reply) = rookery_server::adhoc::service_iq(server, &stanza).await {
+            server.route(reply).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_service_offers_commands_on_its_own_jid() {
+    let s = server().await;
+    s.server
+        .register_service("svc.localhost", std::sync::Arc::new(Service));
+    s.server.registry().add_command(
+        "test_service",
+        CommandDef::new(
+            On::Jid("svc.localhost".into()),
+            "urn:test:svc-hello",
+            "Say hello",
+            Permission::Any,
+            immediate(|req| async move {
+                Ok(Reply::completed().info(format!("hello from {}", req.to)))
+            }),
+        ),
+    );
+    let mut alice = s.login("alice@localhost", "a-pass", "a").await;
+    let on_service: Vec<String> = alice
+        .list_commands("svc.localhost")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.node)
+        .collect();
+    assert_eq!(on_service, ["urn:test:svc-hello"]);
+    // The server's own list does not show it, and the service shows none of the server's.
+    let on_host = alice.list_commands("localhost").await.unwrap();
+    assert!(on_host.iter().all(|i| i.node != "urn:test:svc-hello"));
+    let done = alice
+        .execute("svc.localhost", "urn:test:svc-hello")
+        .await
+        .unwrap();
+    assert_eq!(done.notes[0].text, "hello from svc.localhost");
+    let e = refused(alice.execute("svc.localhost", ADD_USER).await);
+    assert_eq!(e.condition, "item-not-found");
+}

@@ -34,7 +34,8 @@ pub enum AdhocCommand {
     Run {
         /// The entity that runs the command.
         jid: String,
-        /// The command's node (see `adhoc list`).
+        /// The command's node (see `adhoc list`); a bare name such as `add-user` means the
+        /// XEP-0133 command `http://jabber.org/protocol/admin#add-user`.
         node: String,
         #[command(flatten)]
         run: RunArgs,
@@ -50,7 +51,8 @@ pub enum AdminCommand {
     /// Run an admin command on the running server (over its local admin socket, no
     /// login needed).
     Run {
-        /// The command's node (see `admin list`).
+        /// The command's node (see `admin list`); a bare name such as `add-user` means the
+        /// XEP-0133 command `http://jabber.org/protocol/admin#add-user`.
         node: String,
         #[command(flatten)]
         run: RunArgs,
@@ -135,7 +137,7 @@ pub async fn adhoc(cmd: AdhocCommand, config: &Config) -> Result<ExitCode> {
         } => {
             let client = Box::new(connect(&login, config).await?);
             let mut transport = Transport::Xmpp { client, to: jid };
-            let outcome = drive(&mut transport, &node, &run).await;
+            let outcome = drive(&mut transport, &full_node(&node), &run).await;
             if let Transport::Xmpp { client, .. } = transport {
                 let _ = client.close().await;
             }
@@ -171,6 +173,7 @@ pub async fn admin(cmd: AdminCommand, config: &Config) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AdminCommand::Run { node, run } => {
+            let node = full_node(&node);
             drive(&mut Transport::Admin { socket }, &node, &run).await
         }
     }
@@ -248,6 +251,16 @@ impl Transport {
                 Command::from_element(&el).map_err(|e| format!("the server's command: {e}"))
             }
         }
+    }
+}
+
+/// A bare command name is a XEP-0133 command: `add-user` →
+/// `http://jabber.org/protocol/admin#add-user`.
+fn full_node(node: &str) -> String {
+    if node.contains(':') || node.contains('#') {
+        node.to_owned()
+    } else {
+        format!("http://jabber.org/protocol/admin#{node}")
     }
 }
 

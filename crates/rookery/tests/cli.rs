@@ -15,7 +15,7 @@ fn write_config(dir: &Path) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "hosts = [\"localhost\"]\ndata_dir = \"{}\"\n\n[listen]\nc2s = \"127.0.0.1:0\"\nc2s_tls = \"127.0.0.1:0\"\n",
+            "hosts = [\"localhost\"]\nadmins = [\"admin@localhost\"]\ndata_dir = \"{}\"\n\n[listen]\nc2s = \"127.0.0.1:0\"\nc2s_tls = \"127.0.0.1:0\"\n",
             dir.join("data").display()
         ),
     )
@@ -43,6 +43,8 @@ struct Served {
     child: Child,
     c2s: SocketAddr,
     ca_pem: String,
+    /// What it prints later (e.g. after restarting itself).
+    later: std::sync::mpsc::Receiver<String>,
 }
 
 fn serve(config: &Path, data: &Path) -> Served {
@@ -68,11 +70,17 @@ fn serve(config: &Path, data: &Path) -> Served {
         }
     }
     // Keep draining stdout so the server never blocks on it.
-    std::thread::spawn(move || for _ in lines {});
+    let (tx, later) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
     Served {
         child,
         c2s: c2s.expect("serve prints its c2s address"),
         ca_pem: std::fs::read_to_string(data.join("ca.pem")).unwrap(),
+        later,
     }
 }
 
@@ -248,4 +256,191 @@ async fn what_the_server_confirmed_survives_kill_9() {
     assert_eq!(m.get_child("body", "jabber:client").unwrap().text(), "kept");
     served.child.kill().unwrap();
     served.child.wait().unwrap();
+}
+
+/// `rookery` with environment variables, as an operator's shell would run it.
+fn rookery_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rookery");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_and_adhoc_commands_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let data = dir.path().join("data");
+    let mut served = serve(&config, &data);
+    assert!(
+        rookery(
+            &config,
+            &[
+                "user",
+                "add",
+                "admin@localhost",
+                "--password",
+                "s3cret-admin"
+            ]
+        )
+        .0
+    );
+
+    // Over the admin socket, with a bare XEP-0133 name and --field values.
+    let (ok, out, err) = rookery(
+        &config,
+        &[
+            "admin",
+            "run",
+            "add-user",
+            "--field",
+            "accountjid=carol@localhost",
+            "--field",
+            "password=c-pass",
+            "--field",
+            "password-verify=c-pass",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("created the account carol@localhost"), "{out}");
+    let (ok, out, _) = rookery(&config, &["admin", "list"]);
+    assert!(
+        ok && out.contains("http://jabber.org/protocol/admin#shutdown"),
+        "{out}"
+    );
+    // A business failure is an error note and a failing exit code.
+    let (ok, out, err) = rookery(
+        &config,
+        &[
+            "admin",
+            "run",
+            "add-user",
+            "--field",
+            "accountjid=carol@localhost",
+            "--field",
+            "password=x",
+            "--field",
+            "password-verify=x",
+        ],
+    );
+    assert!(!ok, "{out}{err}");
+    assert!(format!("{out}{err}").contains("already exists"));
+
+    // Over XMPP as the administrator, the password from the environment, never echoed.
+    let server = served.c2s.to_string();
+    let env = [
+        ("ROOKERY_ACCOUNT", "admin@localhost"),
+        ("ROOKERY_PASSWORD", "s3cret-admin"),
+    ];
+    let (ok, out, err) = rookery_env(
+        &config,
+        &["adhoc", "list", "localhost", "--server", &server],
+        &env,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("http://jabber.org/protocol/admin#add-user"),
+        "{out}"
+    );
+    let (ok, out, err) = rookery_env(
+        &config,
+        &[
+            "adhoc",
+            "run",
+            "localhost",
+            "get-registered-users-list",
+            "--server",
+            &server,
+            "--field",
+            "max_items=25",
+        ],
+        &env,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("admin@localhost") && out.contains("carol@localhost"),
+        "{out}"
+    );
+    assert!(!out.contains("s3cret-admin") && !err.contains("s3cret-admin"));
+    // A table is printed with its column headers.
+    let (ok, out, err) = rookery_env(
+        &config,
+        &[
+            "adhoc",
+            "run",
+            "localhost",
+            "urn:rookery:admin#sessions",
+            "--server",
+            &server,
+        ],
+        &env,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("Address") && out.contains("admin@localhost/"),
+        "{out}"
+    );
+
+    // Carol is no administrator.
+    let carol = [
+        ("ROOKERY_ACCOUNT", "carol@localhost"),
+        ("ROOKERY_PASSWORD", "c-pass"),
+    ];
+    let (ok, out, err) = rookery_env(
+        &config,
+        &["adhoc", "run", "localhost", "add-user", "--server", &server],
+        &carol,
+    );
+    assert!(!ok);
+    assert!(format!("{out}{err}").contains("forbidden"), "{out}{err}");
+
+    // restart: the process starts again by itself, on new ports, with the same data.
+    let mut carol_before = Client::connect(client(&served, "carol@localhost", "c-pass"))
+        .await
+        .unwrap();
+    let (ok, out, err) = rookery(&config, &["admin", "run", "restart", "--field", "delay=0"]);
+    assert!(ok, "{out}{err}");
+    match carol_before.recv().await {
+        Err(ClientError::Stream { condition, .. }) => assert_eq!(condition, "system-shutdown"),
+        other => panic!("the old session should end with system-shutdown, got {other:?}"),
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let new_c2s: SocketAddr = loop {
+        let line = served
+            .later
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("the restarted server prints its addresses");
+        if let Some(addr) = line.trim().strip_prefix("c2s (STARTTLS)") {
+            break addr.trim().parse().unwrap();
+        }
+    };
+    served.c2s = new_c2s;
+    Client::connect(client(&served, "carol@localhost", "c-pass"))
+        .await
+        .unwrap();
+
+    // shutdown: the process ends.
+    let (ok, out, err) = rookery(&config, &["admin", "run", "shutdown", "--field", "delay=0"]);
+    assert!(ok, "{out}{err}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not shut down"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
