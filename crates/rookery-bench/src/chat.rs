@@ -1,0 +1,177 @@
+//! 1:1 chat: pairs of users, one sends to the other, at a fixed total rate or as fast as a
+//! window of messages in flight per pair allows. Every body carries its send time, so the
+//! receiver measures latency; what never arrives is counted as lost.
+
+use crate::conn::{Conn, Target, message};
+use crate::proc::{Delta, Meter};
+use crate::{Accounts, Latency, Progress, histogram};
+use anyhow::{Result, bail};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ChatReport {
+    pub pairs: usize,
+    /// Requested total rate, messages/s; 0 = saturation.
+    pub rate: u64,
+    pub sent: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub seconds: f64,
+    pub delivered_per_s: f64,
+    pub latency: Latency,
+    pub server: Option<Delta>,
+    /// Server CPU per delivered message, microseconds.
+    pub server_cpu_per_message_us: Option<f64>,
+}
+
+pub struct ChatParams {
+    pub pairs: usize,
+    /// Total messages per second over all pairs; 0 sends as fast as `window` allows.
+    pub rate: u64,
+    pub messages: u64,
+    /// Messages in flight per pair at saturation.
+    pub window: usize,
+    /// How long to wait for stragglers after the last send.
+    pub drain: Duration,
+}
+
+pub async fn run(
+    target: &Target,
+    accounts: &Accounts,
+    p: &ChatParams,
+    pid: Option<u32>,
+) -> Result<ChatReport> {
+    if accounts.count < p.pairs * 2 {
+        bail!(
+            "{} pairs need {} accounts; only {} are configured",
+            p.pairs,
+            p.pairs * 2,
+            accounts.count
+        );
+    }
+    // Log everyone in first; that is not what this scenario measures.
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    for i in 0..p.pairs {
+        let mut a = Conn::login(target, 2 * i, &accounts.user(2 * i), &accounts.password).await?;
+        let mut b = Conn::login(
+            target,
+            2 * i + 1,
+            &accounts.user(2 * i + 1),
+            &accounts.password,
+        )
+        .await?;
+        a.available().await?;
+        b.available().await?;
+        senders.push(a);
+        receivers.push(b);
+    }
+    let epoch = Instant::now();
+    let delivered = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let _progress = Progress::start("delivered", delivered.clone());
+    let per_pair = p.messages / p.pairs as u64;
+    let meter = Meter::start(pid)?;
+    let started = Instant::now();
+
+    let mut recv_tasks = Vec::new();
+    let mut send_tasks = Vec::new();
+    for (i, (a, b)) in senders.into_iter().zip(receivers).enumerate() {
+        let to = b.jid.clone();
+        let window = Arc::new(Semaphore::new(p.window.max(1)));
+        let (mut reader, _bw) = b.split();
+        let (_ar, mut writer) = a.split();
+        let (delivered, w2) = (delivered.clone(), window.clone());
+        recv_tasks.push(tokio::spawn(async move {
+            let _keep = _bw;
+            let mut h = histogram();
+            let mut got = 0u64;
+            let mut bodies = Vec::new();
+            while got < per_pair {
+                bodies.clear();
+                if !reader.bodies(&mut bodies).await? {
+                    break;
+                }
+                let now = epoch.elapsed().as_micros() as u64;
+                for b in &bodies {
+                    if let Ok(sent_us) = b.trim().parse::<u64>() {
+                        h.saturating_record(now.saturating_sub(sent_us).max(1));
+                        got += 1;
+                    }
+                }
+                delivered.fetch_add(bodies.len() as u64, Ordering::Relaxed);
+                w2.add_permits(bodies.len());
+            }
+            Ok::<_, anyhow::Error>((got, h))
+        }));
+        let (sent, rate, pairs) = (sent.clone(), p.rate, p.pairs as u64);
+        send_tasks.push(tokio::spawn(async move {
+            let _keep = _ar;
+            let mut buf = String::new();
+            if rate > 0 {
+                // Fixed rate: this pair's share, paced by a timer; late ticks are not
+                // bunched up (that would hide the server's latency in ours).
+                let every = Duration::from_secs_f64(pairs as f64 / rate as f64);
+                let mut tick = tokio::time::interval_at(
+                    tokio::time::Instant::now() + every.mul_f64(i as f64 / pairs as f64),
+                    every,
+                );
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                for n in 0..per_pair {
+                    tick.tick().await;
+                    buf.clear();
+                    buf.push_str(&message(&to, n, epoch.elapsed().as_micros() as u64));
+                    writer.write_all(buf.as_bytes()).await?;
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            } else {
+                for n in 0..per_pair {
+                    window.acquire().await?.forget();
+                    buf.clear();
+                    buf.push_str(&message(&to, n, epoch.elapsed().as_micros() as u64));
+                    writer.write_all(buf.as_bytes()).await?;
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok::<_, anyhow::Error>(writer)
+        }));
+    }
+    let mut writers = Vec::new();
+    for t in send_tasks {
+        writers.push(t.await??);
+    }
+    let sent_total = sent.load(Ordering::Relaxed);
+    // Wait for the receivers, at most `drain` after the last send.
+    let deadline = tokio::time::Instant::now() + p.drain;
+    let mut h = histogram();
+    for t in recv_tasks {
+        // A receiver still waiting at the deadline lost messages; what it got is in the
+        // shared counter (its latencies are not in the histogram).
+        if let Ok(r) = tokio::time::timeout_at(deadline, t).await {
+            let (_, hist) = r??;
+            h.add(&hist)?;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let server = meter.stop()?;
+    let delivered_total = delivered.load(Ordering::Relaxed);
+    drop(writers);
+    Ok(ChatReport {
+        pairs: p.pairs,
+        rate: p.rate,
+        sent: sent_total,
+        delivered: delivered_total,
+        lost: sent_total.saturating_sub(delivered_total),
+        seconds,
+        delivered_per_s: delivered_total as f64 / seconds,
+        latency: Latency::of(&h),
+        server,
+        server_cpu_per_message_us: server
+            .filter(|_| delivered_total > 0)
+            .map(|d| d.cpu_s * 1e6 / delivered_total as f64),
+    })
+}

@@ -1,0 +1,230 @@
+//! `rookery-bench`: load an XMPP server on loopback and report what it cost the server.
+#![forbid(unsafe_code)]
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use rookery_bench::conn::{Mechanism, Target};
+use rookery_bench::{Accounts, chat, idle, login};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "rookery-bench",
+    version,
+    about = "Load an XMPP server on loopback: login storms, 1:1 chat, idle connections"
+)]
+struct Cli {
+    /// The server's c2s address (plaintext; loopback).
+    #[arg(long, default_value = "127.0.0.1:5222")]
+    server: SocketAddr,
+    /// The XMPP domain.
+    #[arg(long, default_value = "localhost")]
+    domain: String,
+    /// Accounts are PREFIX1 … PREFIXN.
+    #[arg(long, default_value = "bench")]
+    prefix: String,
+    #[arg(long, default_value = "bench-pass")]
+    password: String,
+    /// How many accounts exist.
+    #[arg(long, default_value_t = 1000)]
+    users: usize,
+    /// SCRAM-SHA-1, SCRAM-SHA-256 or PLAIN.
+    #[arg(long, default_value = "SCRAM-SHA-1")]
+    mechanism: String,
+    /// Spread connections over this many source addresses 127.0.0.1 … (for more than
+    /// ~28k connections).
+    #[arg(long, default_value_t = 1)]
+    sources: u8,
+    /// The server's PID, to sample its CPU time and memory from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// A name for the server in the report.
+    #[arg(long, default_value = "server")]
+    label: String,
+    /// Also write the report as JSON to this file (`-` for standard output).
+    #[arg(long)]
+    json: Option<String>,
+    /// Seconds to wait for any one server reply.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Log in, bind and close, LOGINS times with CONCURRENCY in flight.
+    Login {
+        #[arg(long, default_value_t = 1000)]
+        logins: usize,
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+    },
+    /// PAIRS senders each send to a receiver: MESSAGES in all, at RATE msg/s (0: as fast as
+    /// WINDOW messages in flight per pair allow).
+    Chat {
+        #[arg(long, default_value_t = 50)]
+        pairs: usize,
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        #[arg(long, default_value_t = 100_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+        /// Seconds to wait for stragglers after the last send.
+        #[arg(long, default_value_t = 10)]
+        drain: u64,
+    },
+    /// Hold CONNECTIONS logged-in connections and measure the server's memory per
+    /// connection.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// Seconds to wait after the last login before reading the server's memory.
+        #[arg(long, default_value_t = 3)]
+        settle: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let mechanism = Mechanism::parse(&cli.mechanism)
+        .with_context(|| format!("unknown mechanism {}", cli.mechanism))?;
+    let target = Target {
+        addr: cli.server,
+        domain: cli.domain.clone(),
+        sources: (1..=cli.sources.max(1))
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+            .collect(),
+        mechanism,
+        timeout: Duration::from_secs(cli.timeout),
+    };
+    let accounts = Accounts {
+        prefix: cli.prefix.clone(),
+        password: cli.password.clone(),
+        count: cli.users,
+    };
+    let pid = cli.server_pid;
+    let (name, report, table) = match cli.scenario {
+        Scenario::Login {
+            logins,
+            concurrency,
+        } => {
+            let r = login::run(&target, &accounts, logins, concurrency, pid).await?;
+            let mut t = vec![
+                ("logins", r.logins.to_string()),
+                ("failures", r.failures.to_string()),
+                ("logins/s", format!("{:.0}", r.logins_per_s)),
+                ("latency p50/p90/p99/max ms", lat_ms(&r.latency)),
+            ];
+            if let Some(c) = r.server_cpu_per_login_ms {
+                t.push(("server CPU per login", format!("{c:.3} ms")));
+            }
+            if let Some(f) = &r.first_failure {
+                t.push(("first failure", f.clone()));
+            }
+            ("login", serde_json::to_value(&r)?, t)
+        }
+        Scenario::Chat {
+            pairs,
+            rate,
+            messages,
+            window,
+            drain,
+        } => {
+            let params = chat::ChatParams {
+                pairs,
+                rate,
+                messages,
+                window,
+                drain: Duration::from_secs(drain),
+            };
+            let r = chat::run(&target, &accounts, &params, pid).await?;
+            let mut t = vec![
+                ("pairs", r.pairs.to_string()),
+                (
+                    "rate",
+                    if rate == 0 {
+                        "saturation".into()
+                    } else {
+                        format!("{rate} msg/s")
+                    },
+                ),
+                ("sent", r.sent.to_string()),
+                ("delivered", r.delivered.to_string()),
+                ("lost", r.lost.to_string()),
+                ("delivered/s", format!("{:.0}", r.delivered_per_s)),
+                ("latency p50/p90/p99/max ms", lat_ms(&r.latency)),
+            ];
+            if let Some(c) = r.server_cpu_per_message_us {
+                t.push(("server CPU per message", format!("{c:.1} µs")));
+            }
+            ("chat", serde_json::to_value(&r)?, t)
+        }
+        Scenario::Idle {
+            connections,
+            concurrency,
+            settle,
+        } => {
+            let r = idle::run(
+                &target,
+                &accounts,
+                connections,
+                concurrency,
+                Duration::from_secs(settle),
+                pid,
+            )
+            .await?;
+            let mut t = vec![
+                ("connections", r.connections.to_string()),
+                ("login time", format!("{:.1} s", r.login_seconds)),
+            ];
+            if let (Some(b), Some(a), Some(per), Some(m)) = (
+                r.rss_before_kib,
+                r.rss_after_kib,
+                r.rss_per_connection_kib,
+                r.projected_gib_per_million,
+            ) {
+                t.push(("server RSS before/after", format!("{b} / {a} KiB")));
+                t.push(("RSS per idle connection", format!("{per:.1} KiB")));
+                t.push(("projected for 1M connections", format!("{m:.1} GiB")));
+            }
+            ("idle", serde_json::to_value(&r)?, t)
+        }
+    };
+    println!("{} — {name} ({})", cli.label, target.mechanism.name());
+    let w = table.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in &table {
+        println!("  {k:<w$}  {v}");
+    }
+    if let Some(path) = cli.json {
+        let doc = serde_json::json!({
+            "server": cli.label,
+            "scenario": name,
+            "mechanism": target.mechanism,
+            "report": report,
+        });
+        let text = serde_json::to_string_pretty(&doc)?;
+        if path == "-" {
+            println!("{text}");
+        } else {
+            std::fs::write(&path, text + "\n").with_context(|| format!("writing {path}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn lat_ms(l: &rookery_bench::Latency) -> String {
+    let ms = |us: u64| us as f64 / 1000.0;
+    format!(
+        "{:.2} / {:.2} / {:.2} / {:.2}",
+        ms(l.p50_us),
+        ms(l.p90_us),
+        ms(l.p99_us),
+        ms(l.max_us)
+    )
+}
