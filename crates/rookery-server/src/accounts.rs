@@ -86,8 +86,13 @@ pub async fn create(
     jid: &BareJid,
     password: &str,
 ) -> Result<(), AccountError> {
-    let creds = credentials(password, config.auth.scram_iterations)?;
     let (host, node) = parts(jid);
+    // Deriving the keys is the expensive part: skip it for a name that is taken (the
+    // insert below still decides if two requests race).
+    if stores.accounts.account_exists(host, node).await? {
+        return Err(AccountError::Exists(jid.to_string()));
+    }
+    let creds = credentials(password, config.auth.scram_iterations)?;
     if stores.accounts.create_account(host, node, &creds).await? {
         Ok(())
     } else {
