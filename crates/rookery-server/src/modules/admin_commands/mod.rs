@@ -9,7 +9,7 @@ mod messages;
 mod users;
 
 use crate::adhoc::{
-    CommandDef, CommandRequest, DataForm, Field, HandlerResult, On, Permission, Reply,
+    CommandDef, CommandRequest, DataForm, Field, HandlerResult, On, Permission, Reply, Values,
 };
 use crate::module::{Module, ModuleContext};
 use futures::future::BoxFuture;
@@ -75,6 +75,19 @@ fn accountjids(label: &str) -> Field {
 fn local_user(req: &CommandRequest, jid: &Jid) -> Result<BareJid, String> {
     crate::accounts::parse_user(req.server.config(), &jid.to_bare().to_string())
         .map_err(|e| format!("{jid}: {e}"))
+}
+
+/// The `accountjids` of a submission as local accounts (with the JID as given), and a
+/// message for each JID that is not one.
+fn local_users(req: &CommandRequest, v: &Values) -> (Vec<(Jid, BareJid)>, Vec<String>) {
+    let (mut users, mut invalid) = (Vec::new(), Vec::new());
+    for jid in v.jids("accountjids") {
+        match local_user(req, &jid) {
+            Ok(u) => users.push((jid, u)),
+            Err(e) => invalid.push(e),
+        }
+    }
+    (users, invalid)
 }
 
 /// The reply of a command over a list of JIDs: what worked as one info note, each

@@ -1,7 +1,7 @@
 //! Account commands: add, delete, disable, re-enable, end sessions, change password,
 //! roster, last login, user statistics.
 
-use super::{accountjids, add, form, local_user, node, per_jid, result};
+use super::{accountjids, add, form, local_user, local_users, node, per_jid, result};
 use crate::accounts::{self, AccountError};
 use crate::adhoc::{CommandRequest, Field, HandlerResult, Permission, Reply, Values, simple_form};
 use crate::error::StreamCondition;
@@ -176,15 +176,9 @@ async fn add_user(req: CommandRequest, v: Values) -> HandlerResult {
 }
 
 async fn delete_user(req: CommandRequest, v: Values) -> HandlerResult {
-    let (mut done, mut failed) = (Vec::new(), Vec::new());
-    for jid in v.jids("accountjids") {
-        let user = match local_user(&req, &jid) {
-            Ok(u) => u,
-            Err(e) => {
-                failed.push(e);
-                continue;
-            }
-        };
+    let mut done = Vec::new();
+    let (users, mut failed) = local_users(&req, &v);
+    for (_, user) in users {
         match accounts::remove(
             &req.server,
             &user,
@@ -203,15 +197,9 @@ async fn delete_user(req: CommandRequest, v: Values) -> HandlerResult {
 }
 
 async fn set_disabled(req: CommandRequest, v: Values, disabled: bool) -> HandlerResult {
-    let (mut done, mut failed) = (Vec::new(), Vec::new());
-    for jid in v.jids("accountjids") {
-        let user = match local_user(&req, &jid) {
-            Ok(u) => u,
-            Err(e) => {
-                failed.push(e);
-                continue;
-            }
-        };
+    let mut done = Vec::new();
+    let (users, mut failed) = local_users(&req, &v);
+    for (_, user) in users {
         let (host, name) = parts(&user);
         match req
             .server
@@ -245,15 +233,9 @@ async fn set_disabled(req: CommandRequest, v: Values, disabled: bool) -> Handler
 
 async fn end_user_session(req: CommandRequest, v: Values) -> HandlerResult {
     let reason = "your session was ended by an administrator";
-    let (mut done, mut failed) = (Vec::new(), Vec::new());
-    for jid in v.jids("accountjids") {
-        let user = match local_user(&req, &jid) {
-            Ok(u) => u,
-            Err(e) => {
-                failed.push(e);
-                continue;
-            }
-        };
+    let mut done = Vec::new();
+    let (users, mut failed) = local_users(&req, &v);
+    for (jid, user) in users {
         let ended = match jid.try_as_full() {
             Ok(full) => match req.server.sm().resource(full) {
                 Some(s) => {
@@ -310,14 +292,11 @@ async fn get_roster(req: CommandRequest, v: Values) -> HandlerResult {
         Field::text_single("groups", "Groups"),
     ]);
     let mut reply = Reply::completed();
-    for jid in v.jids("accountjids") {
-        let user = match local_user(&req, &jid) {
-            Ok(u) => u,
-            Err(e) => {
-                reply = reply.error(e);
-                continue;
-            }
-        };
+    let (users, invalid) = local_users(&req, &v);
+    for e in invalid {
+        reply = reply.error(e);
+    }
+    for (_, user) in users {
         let (host, name) = parts(&user);
         let (_, items) = req.server.stores().roster.roster(&host, &name).await?;
         let mut query = el("query", crate::ns::ROSTER).with_attr("jid", &user.to_string());
@@ -355,14 +334,11 @@ async fn last_login(req: CommandRequest, v: Values) -> HandlerResult {
         Field::text_single("lastlogin", "Last login"),
     ]);
     let mut reply = Reply::completed();
-    for jid in v.jids("accountjids") {
-        let user = match local_user(&req, &jid) {
-            Ok(u) => u,
-            Err(e) => {
-                reply = reply.error(e);
-                continue;
-            }
-        };
+    let (users, invalid) = local_users(&req, &v);
+    for e in invalid {
+        reply = reply.error(e);
+    }
+    for (_, user) in users {
         let (host, name) = parts(&user);
         let accounts = &req.server.stores().accounts;
         if !accounts.account_exists(&host, &name).await? {
