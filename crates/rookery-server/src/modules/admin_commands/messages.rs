@@ -60,19 +60,7 @@ pub(super) fn register(m: &mut ModuleContext<'_>) {
         &node("delete-motd"),
         "Delete message of the day",
         Permission::Admin,
-        immediate(|req: CommandRequest| async move {
-            let gone = req
-                .server
-                .stores()
-                .user_data
-                .delete_user_data(&req.host(), HOST_DOC, "motd", "")
-                .await?;
-            Ok(if gone {
-                Reply::completed().info("the message of the day was deleted")
-            } else {
-                Reply::completed().warn("there was no message of the day")
-            })
-        }),
+        immediate(|req: CommandRequest| delete_doc(req, "motd", "message of the day")),
     );
     add(
         m,
@@ -113,19 +101,7 @@ pub(super) fn register(m: &mut ModuleContext<'_>) {
         &node("delete-welcome"),
         "Delete welcome message",
         Permission::Admin,
-        immediate(|req: CommandRequest| async move {
-            let gone = req
-                .server
-                .stores()
-                .user_data
-                .delete_user_data(&req.host(), HOST_DOC, "welcome", "")
-                .await?;
-            Ok(if gone {
-                Reply::completed().info("the welcome message was deleted")
-            } else {
-                Reply::completed().warn("there was no welcome message")
-            })
-        }),
+        immediate(|req: CommandRequest| delete_doc(req, "welcome", "welcome message")),
     );
     m.hook(EventKind::InitialPresence, 0, |server, event| async move {
         if let Event::InitialPresence { jid, .. } = event
@@ -154,6 +130,21 @@ pub(super) fn register(m: &mut ModuleContext<'_>) {
         }
         Flow::Continue
     });
+}
+
+/// Delete one of the host's documents, saying whether there was one.
+async fn delete_doc(req: CommandRequest, kind: &str, what: &str) -> HandlerResult {
+    let data = &req.server.stores().user_data;
+    Ok(
+        if data
+            .delete_user_data(&req.host(), HOST_DOC, kind, "")
+            .await?
+        {
+            Reply::completed().info(format!("the {what} was deleted"))
+        } else {
+            Reply::completed().warn(format!("there was no {what}"))
+        },
+    )
 }
 
 fn motd_form(current: Option<String>) -> DataForm {
