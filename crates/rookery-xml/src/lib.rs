@@ -8,24 +8,59 @@
 //! complete, each top-level child as a whole [`Element`] once its end tag arrives, and the
 //! end of the stream. It never blocks and never waits for more than it was given.
 //!
-//! Parsing is done by rxml's push parser, which refuses DTDs (and with them entity
-//! declarations), processing instructions, comments, undeclared entities and malformed
-//! UTF-8 by design; namespace resolution is done here, so that the stream header's default
-//! namespace can be reported and so that limits apply while a start tag is still arriving.
+//! # How
+//!
+//! Parsing happens in two steps:
+//!
+//! 1. A resumable byte scanner (`scanner.rs`) looks at each byte once as it arrives and
+//!    finds where the XML declaration, the stream header's start tag and each top-level
+//!    element end. It keeps only a little state across reads (where in a tag it is, which
+//!    quote or CDATA section it is inside, the names of the open elements, whose end tags
+//!    it matches) and jumps over text, attribute values and CDATA sections with `memchr`,
+//!    so that a peer dripping bytes one at a time causes no more work than one sending
+//!    them all at once. It refuses at once what it can see: comments, processing
+//!    instructions, DOCTYPEs, malformed tags, mismatched end tags, text outside the
+//!    stanzas, too deep nesting, too many attributes. Only the bytes of the unit still
+//!    arriving are buffered; one that lies wholly within one read is parsed in place, and
+//!    the buffer a large stanza needed is freed once it is parsed.
+//! 2. Each complete unit is then parsed in one go with [quick-xml](https://docs.rs/quick-xml)
+//!    (`assemble.rs`), and everything else well-formedness and namespace-well-formedness
+//!    require is checked while its [`Element`] is built: UTF-8, characters XML cannot
+//!    carry (also as character references), names, the five predefined entities and
+//!    character references (anything else is an undeclared entity, since DTDs are
+//!    refused), prefixes, namespace declarations and duplicate attributes. Line endings
+//!    and attribute values are normalised as XML 1.0 §2.11 and §3.3.3 say. Namespaces are
+//!    resolved here (`scopes.rs`) rather than by quick-xml, so that the stream header's
+//!    declarations stay in scope for the stanzas and its default namespace can be
+//!    reported.
+//!
+//! So an error inside a stanza that the scanner does not look for (invalid UTF-8, an
+//! unknown entity, an unbound prefix) is reported when the stanza is complete, not as soon
+//! as its bytes arrive; until then the stanza is bounded by the limits below.
+//!
+//! The elements are minidom's, whose attribute maps and names are rxml types; rxml itself
+//! no longer parses anything.
+//!
+//! Only restricted XML is accepted, as RFC 6120 §11 requires and as before: an optional XML
+//! declaration at the very start (version 1.0; if given, encoding UTF-8 and standalone
+//! yes), whitespace only after it, and no comments, processing instructions or DTDs.
 //!
 //! # Limits
 //!
 //! Everything a peer may make us hold is bounded:
 //!
 //! * [`Limits::max_stanza_bytes`]: the bytes of one top-level element, markup included.
-//!   Counted as the bytes are consumed, so an endless stanza is refused once it passes the
-//!   limit, not when (if ever) it completes.
-//! * [`Limits::max_depth`]: the nesting depth inside a top-level element (which is depth 1).
-//! * [`Limits::max_attributes`]: attributes on one element, namespace declarations included.
-//! * The stream header (XML declaration and the root start tag) may take at most
-//!   [`MAX_HEADER_BYTES`].
-//! * One name or attribute value may be at most [`MAX_TOKEN_BYTES`] long. Text has no such
-//!   limit of its own: it is taken in pieces and joined, so only the stanza limit applies.
+//!   Counted as the bytes arrive, so an endless stanza (or an endless start tag) is refused
+//!   at the end of the read that takes it past the limit, not when (if ever) it completes.
+//!   This is also the most that is ever buffered.
+//! * [`Limits::max_depth`]: the nesting depth inside a top-level element (which is depth 1),
+//!   checked as each start tag opens.
+//! * [`Limits::max_attributes`]: attributes on one element, namespace declarations included;
+//!   checked as the start tag arrives.
+//! * The stream header (XML declaration, whitespace and the root start tag) may take at
+//!   most [`MAX_HEADER_BYTES`].
+//! * One name or attribute value may be at most [`MAX_TOKEN_BYTES`] long, checked when the
+//!   stanza is complete. Text has no such limit of its own: only the stanza limit applies.
 //!
 //! Exceeding a limit gives [`FramingError::PolicyViolation`]; anything that is not
 //! well-formed, namespace-well-formed, restricted XML gives [`FramingError::NotWellFormed`].
@@ -36,9 +71,13 @@
 //! namespace is known) and [`stream_header`] (our own `<stream:stream>` opening).
 #![forbid(unsafe_code)]
 
+mod assemble;
+mod cache;
 mod parser;
+mod scanner;
 mod scopes;
 mod serialize;
+mod text;
 
 #[cfg(test)]
 mod tests;
@@ -55,10 +94,10 @@ pub const NS_STREAMS: &str = "http://etherx.jabber.org/streams";
 /// whitespace and the root element's start tag.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// The longest element name, attribute name or attribute value accepted, in bytes.
+/// The longest element name, attribute name or attribute value accepted, in bytes (an
+/// attribute value after references are expanded).
 ///
-/// This is also the size of the buffer rxml keeps for the token being read. Text is not
-/// limited by it: long text is handed over in pieces and joined.
+/// Text is not limited by it, only by [`Limits::max_stanza_bytes`].
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// Hard limits on what one peer may send; see the [crate documentation](crate#limits).

@@ -34,12 +34,6 @@ pub(crate) struct Scopes {
     frames: Vec<Frame>,
 }
 
-/// A namespace name taken from an attribute value, without allocating for the well-known
-/// ones.
-fn namespace(uri: String) -> Namespace<'static> {
-    Namespace::try_share_static(&uri).unwrap_or_else(|| Namespace::from(uri))
-}
-
 impl Scopes {
     pub(crate) fn new() -> Self {
         Scopes {
@@ -59,7 +53,7 @@ impl Scopes {
     }
 
     /// `xmlns='uri'` on the element being opened (`uri` may be empty: no default).
-    pub(crate) fn declare_default(&mut self, uri: String) -> Result<(), Redeclared> {
+    pub(crate) fn declare_default(&mut self, uri: Namespace<'static>) -> Result<(), Redeclared> {
         let frame = self
             .frames
             .last_mut()
@@ -67,13 +61,17 @@ impl Scopes {
         if frame.outer_default.is_some() {
             return Err(Redeclared);
         }
-        frame.outer_default = Some(mem::replace(&mut self.default, namespace(uri)));
+        frame.outer_default = Some(mem::replace(&mut self.default, uri));
         Ok(())
     }
 
-    /// `xmlns:prefix='uri'` on the element being opened. rxml has already refused empty
-    /// URIs, `xmlns:xmlns` and misuse of the XML namespace.
-    pub(crate) fn declare_prefix(&mut self, prefix: NcName, uri: String) -> Result<(), Redeclared> {
+    /// `xmlns:prefix='uri'` on the element being opened. The caller has already refused
+    /// empty URIs, `xmlns:xmlns` and misuse of the XML namespace.
+    pub(crate) fn declare_prefix(
+        &mut self,
+        prefix: NcName,
+        uri: Namespace<'static>,
+    ) -> Result<(), Redeclared> {
         let from = self
             .frames
             .last()
@@ -82,10 +80,7 @@ impl Scopes {
         if self.declared[from..].contains(&prefix) {
             return Err(Redeclared);
         }
-        self.prefixes
-            .entry(prefix.clone())
-            .or_default()
-            .push(namespace(uri));
+        self.prefixes.entry(prefix.clone()).or_default().push(uri);
         self.declared.push(prefix);
         Ok(())
     }
@@ -103,8 +98,8 @@ impl Scopes {
     }
 
     /// The namespace bound to `prefix`, if any. `xml` is always bound.
-    pub(crate) fn resolve(&self, prefix: &NcName) -> Option<&Namespace<'static>> {
-        if prefix.as_str() == "xml" {
+    pub(crate) fn resolve(&self, prefix: &str) -> Option<&Namespace<'static>> {
+        if prefix == "xml" {
             return Some(Namespace::xml());
         }
         self.prefixes.get(prefix).and_then(|stack| stack.last())

@@ -741,3 +741,283 @@ fn events_completed_before_an_error_are_still_delivered() {
     assert!(matches!(result, Err(FramingError::NotWellFormed(_))));
     assert_eq!(events.len(), 3);
 }
+
+#[test]
+fn cdata_sections_carry_markup_characters_and_near_misses_of_their_end() {
+    let message = stanza(
+        "<message><body>x<![CDATA[<b>&amp; ]] ]> ] ]]]]></body>\
+         <x xmlns='urn:x'><![CDATA[]]]]><![CDATA[>]]></x><y xmlns='urn:y'><![CDATA[]]></y></message>",
+    );
+    let body = message.get_child("body", "jabber:client").unwrap();
+    assert_eq!(body.text(), "x<b>&amp; ]] ]> ] ]]");
+    assert_eq!(
+        body.nodes().count(),
+        1,
+        "text and CDATA join into one text node"
+    );
+    // The usual way to carry `]]>`: split it over two sections.
+    assert_eq!(message.get_child("x", "urn:x").unwrap().text(), "]]>");
+    assert_eq!(message.get_child("y", "urn:y").unwrap().nodes().count(), 0);
+
+    // In text, `]]` and `]>` are fine but `]]>` is not.
+    assert_eq!(stanza("<message><body>a]]b]>c</body></message>").text(), "");
+    let msg = not_well_formed(parse(
+        format!("{CLIENT_HEADER}<message><body>a]]>b</body></message>").as_bytes(),
+    ));
+    assert!(msg.contains("]]>"), "{msg}");
+    // A CDATA section is text, so it has no place between stanzas.
+    not_well_formed(parse(format!("{CLIENT_HEADER}<![CDATA[ ]]>").as_bytes()));
+    not_well_formed(parse(
+        format!("{CLIENT_HEADER}<message><![CDAT[x]]></message>").as_bytes(),
+    ));
+}
+
+#[test]
+fn attribute_values_may_hold_markup_characters_other_than_lt() {
+    let message = stanza("<message to='a>b' id=\"x>y/>'\" type='/>'><body>ok</body></message>");
+    assert_eq!(message.attr("to"), Some("a>b"));
+    assert_eq!(message.attr("id"), Some("x>y/>'"));
+    assert_eq!(message.attr("type"), Some("/>"));
+    assert_eq!(
+        message.get_child("body", "jabber:client").unwrap().text(),
+        "ok"
+    );
+
+    let msg = not_well_formed(parse(
+        format!("{CLIENT_HEADER}<message to='a<b'/>").as_bytes(),
+    ));
+    assert!(msg.contains('<'), "{msg}");
+}
+
+#[test]
+fn every_split_point_of_a_stream_with_cdata_gives_the_same_events() {
+    let doc = format!(
+        "{CLIENT_HEADER}<message a='>]]>' b=\"'\"><body>one<![CDATA[ <two/> ]] ]]]]>three\
+         <![CDATA[]]><![CDATA[]]]></body></message>\r\n<presence/>\
+         <iq type='get' id='q'><![CDATA[&lt;]]>&lt;</iq ></stream:stream>"
+    );
+    let bytes = doc.as_bytes();
+    let whole = parse(bytes).unwrap();
+    assert_eq!(whole.len(), 5, "{whole:?}");
+    let StreamEvent::Stanza(message) = &whole[1] else {
+        panic!()
+    };
+    assert_eq!(message.attr("a"), Some(">]]>"));
+    let body = message.get_child("body", "jabber:client").unwrap();
+    assert_eq!(body.text(), "one <two/> ]] ]]three]");
+    let StreamEvent::Stanza(iq) = &whole[3] else {
+        panic!()
+    };
+    assert_eq!(iq.text(), "&lt;<");
+
+    for split in 1..bytes.len() {
+        let mut p = parser();
+        let mut events = Vec::new();
+        p.feed(&bytes[..split], &mut events).unwrap();
+        p.feed(&bytes[split..], &mut events).unwrap();
+        assert_eq!(events, whole, "split at byte {split}");
+        assert_eq!(p.eof(), Ok(()), "split at byte {split}");
+    }
+    for chunk in [1, 2, 3, 4, 9] {
+        assert_eq!(
+            parse_in_chunks(Limits::default(), bytes, chunk).unwrap(),
+            whole,
+            "chunks of {chunk} bytes"
+        );
+    }
+}
+
+#[test]
+fn line_endings_are_normalised_as_xml_says() {
+    let doc = format!(
+        "{CLIENT_HEADER}<message a='1\r\n2\r3\n4\t5 &#13;&#10;&#9;' b='end\r'>\
+         <body>a\r\nb\rc\n\r\n<![CDATA[d\r\ne\r]]>&#13;f\r</body></message>"
+    );
+    for chunk in [1, 2, doc.len()] {
+        let events = parse_in_chunks(Limits::default(), doc.as_bytes(), chunk).unwrap();
+        let StreamEvent::Stanza(message) = &events[1] else {
+            panic!()
+        };
+        // In attribute values a literal line end or tab becomes a space; references stay.
+        assert_eq!(message.attr("a"), Some("1 2 3 4 5 \r\n\t"));
+        assert_eq!(message.attr("b"), Some("end "));
+        // In text, CRLF and a lone CR become LF; `&#13;` stays a CR.
+        let body = message.get_child("body", "jabber:client").unwrap();
+        assert_eq!(body.text(), "a\nb\nc\n\nd\ne\n\rf\n", "chunks of {chunk}");
+    }
+}
+
+#[test]
+fn an_xml_declaration_is_allowed_only_at_the_very_start() {
+    for late in [
+        format!("{CLIENT_HEADER}<?xml version='1.0'?>"),
+        format!("{CLIENT_HEADER}<presence/><?xml version='1.0'?>"),
+        format!(
+            "<?xml version='1.0'?><?xml version='1.0'?>{}",
+            &CLIENT_HEADER[21..]
+        ),
+        format!(" {CLIENT_HEADER}"),
+    ] {
+        not_well_formed(parse(late.as_bytes()));
+    }
+    // Whitespace may follow the declaration, but nothing may precede it or the header.
+    assert!(
+        parse(format!("<?xml version='1.0'?>\r\n {}", &CLIENT_HEADER[21..]).as_bytes()).is_ok()
+    );
+    not_well_formed(parse(format!("\n{}", &CLIENT_HEADER[21..]).as_bytes()));
+    // What the declaration may say.
+    for decl in [
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+        "<?xml version='1.0' encoding='utf-8' standalone='yes' ?>",
+    ] {
+        assert!(
+            parse(format!("{decl}{}", &CLIENT_HEADER[21..]).as_bytes()).is_ok(),
+            "{decl}"
+        );
+    }
+    for decl in [
+        "<?xml version='1.1'?>",
+        "<?xml encoding='UTF-8'?>",
+        "<?xml version='1.0' encoding='ISO-8859-1'?>",
+        "<?xml version='1.0' standalone='no'?>",
+        "<?xml version='1.0' foo='bar'?>",
+        "<?xml?>",
+        "<?xml-stylesheet href='x'?>",
+    ] {
+        not_well_formed(parse(format!("{decl}{}", &CLIENT_HEADER[21..]).as_bytes()));
+    }
+}
+
+#[test]
+fn a_large_stanza_arriving_one_byte_at_a_time_is_parsed_once_complete() {
+    // 16 KiB of body, fed a byte per call: linear work overall, so this stays quick even in
+    // a debug build.
+    let body = "0123456789abcdef".repeat(1024);
+    let doc = format!("{CLIENT_HEADER}<message><body>{body}</body></message><presence/>");
+    let mut p = parser();
+    let mut events = Vec::new();
+    for byte in doc.as_bytes() {
+        p.feed(std::slice::from_ref(byte), &mut events).unwrap();
+    }
+    assert_eq!(events.len(), 3);
+    let StreamEvent::Stanza(message) = &events[1] else {
+        panic!()
+    };
+    assert_eq!(
+        message.get_child("body", "jabber:client").unwrap().text(),
+        body
+    );
+    assert_eq!(p.eof(), Ok(()));
+    // The buffer the stanza was gathered in has been given back.
+    assert!(p.buffer_capacity() <= 8 * 1024, "{}", p.buffer_capacity());
+}
+
+#[test]
+fn broken_start_tags_are_refused_before_they_complete() {
+    for broken in [
+        "<message to=unquoted",
+        "<message to='a'from='b'",
+        "<message to 'a'",
+        "<message / ",
+        "<message <",
+        "<message to='a' 1a='b'",
+    ] {
+        let mut p = parser();
+        let mut events = Vec::new();
+        p.feed(CLIENT_HEADER.as_bytes(), &mut events).unwrap();
+        assert!(
+            matches!(
+                p.feed(broken.as_bytes(), &mut events),
+                Err(FramingError::NotWellFormed(_))
+            ),
+            "{broken}"
+        );
+    }
+    // Too many attributes are refused as they arrive, too.
+    let attrs: String = (0..65).map(|i| format!(" a{i}='v'")).collect();
+    let mut p = parser();
+    let mut events = Vec::new();
+    p.feed(CLIENT_HEADER.as_bytes(), &mut events).unwrap();
+    let msg = match p.feed(format!("<message{attrs}").as_bytes(), &mut events) {
+        Err(FramingError::PolicyViolation(msg)) => msg,
+        other => panic!("{other:?}"),
+    };
+    assert!(msg.contains("64 attributes"), "{msg}");
+}
+
+#[test]
+fn eof_right_after_a_stanza_with_cdata_is_fine() {
+    for tail in [
+        "<message><body><![CDATA[x]]></body></message>",
+        "<message ><body >x</body ></message >",
+        "<message><body>]</body></message>",
+    ] {
+        let mut p = parser();
+        let mut events = Vec::new();
+        p.feed(format!("{CLIENT_HEADER}{tail}").as_bytes(), &mut events)
+            .unwrap();
+        assert_eq!(events.len(), 2, "{tail}");
+        assert_eq!(p.eof(), Ok(()), "{tail}");
+    }
+}
+
+#[test]
+fn invalid_characters_are_refused_wherever_they_are() {
+    for bad in [
+        "<message><body>\u{0}</body></message>",
+        "<message><body><![CDATA[\u{1b}]]></body></message>",
+        "<message to='\u{8}'/>",
+        "<message><body>\u{fffe}</body></message>",
+        "<message><body>&#1;</body></message>",
+        "<message><body>&#xFFFF;</body></message>",
+        "<message><body>&#xD800;</body></message>",
+        "<message><body>&#x110000;</body></message>",
+        "<message to='&#0;'/>",
+        "<message><body>&#;</body></message>",
+        "<message><body>&#x;</body></message>",
+        "<message><body>&amp</body></message>",
+        "<message><body>a & b</body></message>",
+    ] {
+        not_well_formed(parse(format!("{CLIENT_HEADER}{bad}").as_bytes()));
+    }
+    // Characters XML allows, however unusual.
+    let message =
+        stanza("<message><body>&#x9;&#xA;&#xD;\u{7f}\u{85}&#xFFFD;&#x10FFFF;</body></message>");
+    assert_eq!(
+        message.get_child("body", "jabber:client").unwrap().text(),
+        "\t\n\r\u{7f}\u{85}\u{fffd}\u{10ffff}"
+    );
+}
+
+#[test]
+fn reserved_namespace_declarations_are_refused() {
+    for bad in [
+        "<message xmlns:p=''/>",
+        "<message xmlns:xmlns='urn:x'/>",
+        "<message xmlns:xml='urn:x'/>",
+        "<message xmlns:p='http://www.w3.org/XML/1998/namespace'/>",
+        "<message xmlns='http://www.w3.org/XML/1998/namespace'/>",
+        "<message a:b:c='1'/>",
+        "<a:b:c/>",
+        "<message :a='1'/>",
+    ] {
+        not_well_formed(parse(format!("{CLIENT_HEADER}{bad}").as_bytes()));
+    }
+    // Binding `xml` to its own namespace is allowed, and changes nothing.
+    let message =
+        stanza("<message xmlns:xml='http://www.w3.org/XML/1998/namespace' xml:lang='en'/>");
+    assert_eq!(xml_lang(&message), Some("en"));
+}
+
+#[test]
+fn a_self_closed_stream_header_ends_the_stream_at_once() {
+    let events =
+        parse(b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' to='x'/> \n")
+            .unwrap();
+    assert!(
+        matches!(&events[..], [StreamEvent::Header(h), StreamEvent::End] if h.to.as_deref() == Some("x"))
+    );
+    not_well_formed(parse(
+        b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams'/><presence/>",
+    ));
+}
