@@ -16,32 +16,28 @@
 
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use jid::FullJid;
 use minidom::Element;
 use rookery_server::module::Event;
-use rookery_server::sm::{Outbound, SessionHandle};
+use rookery_server::sm::SessionHandle;
 use rookery_server::{Config, Server};
-use tokio::sync::mpsc;
 
 const HOST: &str = "localhost";
 
-/// A bound, available session and the receiving end of its queue.
+/// A bound, available session.
 struct Session {
-    rx: Mutex<mpsc::Receiver<Outbound>>,
+    handle: Arc<SessionHandle>,
 }
 
 impl Session {
     /// Take every queued stanza out; returns how many there were.
     fn drain(&self) -> usize {
-        let mut rx = self.rx.lock().unwrap();
-        let mut n = 0;
-        while let Ok(Outbound::Stanza(el)) = rx.try_recv() {
-            black_box(el);
-            n += 1;
-        }
+        let mut out = Vec::new();
+        let n = self.handle.outbox.take(&mut out, usize::MAX);
+        black_box(out);
         n
     }
 }
@@ -54,8 +50,8 @@ fn element(xml: &str) -> Element {
 async fn online(server: &Server, jid: &str) -> Session {
     let full: FullJid = jid.parse().expect("full JID");
     let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-    let (tx, rx) = mpsc::channel(server.config().limits.outbound_queue);
-    let handle = Arc::new(SessionHandle::new(full.clone(), peer, tx));
+    let queue = server.config().limits.outbound_queue;
+    let handle = Arc::new(SessionHandle::new(full.clone(), peer, queue));
     assert!(server.sm().bind(handle.clone()).is_none());
     server
         .registry()
@@ -68,7 +64,7 @@ async fn online(server: &Server, jid: &str) -> Session {
         )));
         st.priority = 0;
     }
-    Session { rx: Mutex::new(rx) }
+    Session { handle }
 }
 
 fn bench_route(c: &mut Criterion) {

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod c2s;
 pub mod error;
 pub mod im;
+pub mod logins;
 pub mod module;
 pub mod modules;
 pub mod ns;

@@ -36,9 +36,21 @@ impl Server {
         Box::pin(self.route_inner(stanza))
     }
 
-    async fn route_inner(&self, stanza: Element) {
+    /// Route a stanza whose `to` the caller has parsed already (and written back to the
+    /// stanza in its normal form), saving the router a second parse.
+    pub fn route_to(&self, to: Jid, stanza: Element) -> BoxFuture<'_, ()> {
+        Box::pin(self.route_parsed(to, stanza))
+    }
+
+    async fn route_inner(&self, mut stanza: Element) {
         let to = match stanza.get_attr("to").map(Jid::new) {
-            Some(Ok(to)) => to,
+            Some(Ok(to)) => {
+                // Filters and services may rely on the normal form.
+                if stanza.get_attr("to") != Some(to.as_str()) {
+                    stanza.put_attr("to", to.as_str());
+                }
+                to
+            }
             Some(Err(e)) => {
                 let err = StanzaError::new(
                     Condition::JidMalformed,
@@ -51,6 +63,10 @@ impl Server {
                 return;
             }
         };
+        self.route_parsed(to, stanza).await
+    }
+
+    async fn route_parsed(&self, to: Jid, stanza: Element) {
         let domain = to.domain().as_str();
         if self.serves_host(domain) {
             self.route_local(to, stanza).await

@@ -36,6 +36,7 @@ struct Inner {
     exit: tokio::sync::watch::Sender<Option<Exit>>,
     /// The configuration file the server was started with, for `reload`.
     config_path: std::sync::Mutex<Option<PathBuf>>,
+    logins: crate::logins::LoginLog,
 }
 
 /// How an administrator asked the server to end.
@@ -79,6 +80,7 @@ impl Server {
             tracker: TaskTracker::new(),
             started: Instant::now(),
             auth_failures: DashMap::new(),
+            logins: Default::default(),
         }));
         for module in crate::modules::builtin() {
             server.load_module(module.as_ref());
@@ -137,6 +139,7 @@ impl Server {
         }
         let path = cfg.admin_socket_path();
         listening.admin_socket = Some(crate::admin::listen(self.clone(), &path)?);
+        self.spawn(self.clone().write_logins());
         self.registry()
             .fire(self, crate::module::Event::Started)
             .await;
@@ -162,6 +165,10 @@ impl Server {
             tracing::warn!("some connections did not close within 10 s");
         }
         let _ = std::fs::remove_file(self.0.config.admin_socket_path());
+    }
+
+    pub(crate) fn login_log(&self) -> &crate::logins::LoginLog {
+        &self.0.logins
     }
 
     pub fn shutdown_token(&self) -> &CancellationToken {

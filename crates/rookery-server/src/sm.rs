@@ -10,17 +10,89 @@ use crate::error::{StreamCondition, StreamError};
 use dashmap::DashMap;
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Something for a session's writer.
+/// A session's bounded queue of stanzas waiting to be written to its client.
+///
+/// A plain deque under a mutex plus a [`Notify`], rather than a channel: it costs nothing
+/// while empty (a channel preallocates a block of slots per session, which is most of an
+/// idle connection's memory) and the writer takes everything queued in one swap.
 #[derive(Debug)]
-pub enum Outbound {
-    Stanza(Element),
+pub struct Outbox {
+    queue: Mutex<Queue>,
+    ready: Notify,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    stanzas: VecDeque<Element>,
+    closed: bool,
+}
+
+/// Why [`Outbox::push`] refused a stanza.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The queue holds `capacity` stanzas already.
+    Full,
+    /// The session's writer is gone.
+    Closed,
+}
+
+impl Outbox {
+    pub fn new(capacity: usize) -> Self {
+        Outbox {
+            queue: Mutex::new(Queue::default()),
+            ready: Notify::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Queue a stanza and wake the writer.
+    pub fn push(&self, stanza: Element) -> Result<(), PushError> {
+        {
+            let mut q = self.queue.lock().unwrap();
+            if q.closed {
+                return Err(PushError::Closed);
+            }
+            if q.stanzas.len() >= self.capacity {
+                return Err(PushError::Full);
+            }
+            q.stanzas.push_back(stanza);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Move up to `max` queued stanzas into `out`, oldest first; returns how many.
+    pub fn take(&self, out: &mut Vec<Element>, max: usize) -> usize {
+        let mut q = self.queue.lock().unwrap();
+        let n = q.stanzas.len().min(max);
+        out.extend(q.stanzas.drain(..n));
+        if q.stanzas.is_empty() && q.stanzas.capacity() > 64 {
+            // A burst is over: give its memory back.
+            q.stanzas = VecDeque::new();
+        }
+        n
+    }
+
+    /// Wait until something may be queued (spurious wake-ups are possible: check with
+    /// [`take`](Self::take)). Cancel-safe.
+    pub async fn ready(&self) {
+        self.ready.notified().await
+    }
+
+    /// Refuse further stanzas and return what was queued but never taken.
+    pub fn close(&self) -> Vec<Element> {
+        let mut q = self.queue.lock().unwrap();
+        q.closed = true;
+        std::mem::take(&mut q.stanzas).into()
+    }
 }
 
 /// Presence-related state of one resource.
@@ -46,7 +118,8 @@ pub struct SessionHandle {
     last_active_us: AtomicI64,
     /// Stanzas received from the client.
     stanzas_in: AtomicU64,
-    tx: mpsc::Sender<Outbound>,
+    /// Stanzas waiting to be written to the client.
+    pub outbox: Outbox,
     /// Why the session must end; set before `kill` is cancelled.
     kill_reason: Mutex<Option<StreamError>>,
     kill: CancellationToken,
@@ -54,7 +127,8 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    pub fn new(jid: FullJid, peer: SocketAddr, tx: mpsc::Sender<Outbound>) -> Self {
+    /// A session whose outbox holds at most `queue` stanzas.
+    pub fn new(jid: FullJid, peer: SocketAddr, queue: usize) -> Self {
         let now = rookery_storage::now_us();
         SessionHandle {
             jid,
@@ -62,7 +136,7 @@ impl SessionHandle {
             since_us: now,
             last_active_us: AtomicI64::new(now),
             stanzas_in: AtomicU64::new(0),
-            tx,
+            outbox: Outbox::new(queue),
             kill_reason: Mutex::new(None),
             kill: CancellationToken::new(),
             state: Mutex::new(PresenceState::default()),
@@ -72,9 +146,9 @@ impl SessionHandle {
     /// Queue a stanza for the client. Returns false when the session is gone or its queue is
     /// full; in the latter case the session is ended with `policy-violation`.
     pub fn send(&self, stanza: Element) -> bool {
-        match self.tx.try_send(Outbound::Stanza(stanza)) {
+        match self.outbox.push(stanza) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(PushError::Full) => {
                 tracing::warn!(jid = %self.jid, "outbound queue full; ending the session");
                 self.close(StreamError::new(
                     StreamCondition::PolicyViolation,
@@ -82,7 +156,7 @@ impl SessionHandle {
                 ));
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(PushError::Closed) => false,
         }
     }
 

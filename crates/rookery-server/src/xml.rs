@@ -24,10 +24,20 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// The empty namespace name of unprefixed attributes, as an attribute map key.
+///
+/// Not `Namespace::NONE`: its empty name points at address 1, and glibc's AVX-512 `memcmp`
+/// (which the map's key comparisons reach even for empty strings) takes a microsecond or
+/// more to compare zero bytes there — several times a stanza's whole routing cost. This
+/// one points into a real string.
+pub fn no_ns() -> Namespace<'static> {
+    Namespace::from(&" "[..0])
+}
+
 fn split_name(name: &str) -> (Namespace<'static>, NcName) {
     let (ns, local) = match name.strip_prefix("xml:") {
         Some(local) => (Namespace::XML, local),
-        None => (Namespace::NONE, name),
+        None => (no_ns(), name),
     };
     let local =
         NcName::try_from(local).unwrap_or_else(|_| panic!("invalid attribute name {name:?}"));
@@ -60,8 +70,12 @@ impl ElementExt for Element {
         self.attrs_mut().remove(&ns, &local)
     }
     fn get_attr(&self, name: &str) -> Option<&str> {
-        let (ns, local) = split_name(name);
-        self.attrs().get(&ns, &local).map(String::as_str)
+        // Looked up by `&str`: no name to validate or allocate on this hot path.
+        match name.strip_prefix("xml:") {
+            Some(local) => self.attrs().get(&Namespace::XML, local),
+            None => self.attrs().get(&no_ns(), name),
+        }
+        .map(String::as_str)
     }
     fn attr_pairs(&self) -> Vec<(String, String)> {
         self.attrs()

@@ -89,6 +89,20 @@ pub trait AccountStore: Send + Sync {
     /// The account's credential for hash function `hash`, if any.
     async fn credential(&self, host: &str, user: &str, hash: &str) -> Result<Option<Credential>>;
 
+    /// What a login needs in one lookup: the credential for `hash` and whether the
+    /// account is disabled. `None` when there is no such credential (or account).
+    async fn login_credential(
+        &self,
+        host: &str,
+        user: &str,
+        hash: &str,
+    ) -> Result<Option<(Credential, bool)>> {
+        match self.credential(host, user, hash).await? {
+            Some(c) => Ok(Some((c, self.is_disabled(host, user).await?))),
+            None => Ok(None),
+        }
+    }
+
     /// Whether the account exists.
     async fn account_exists(&self, host: &str, user: &str) -> Result<bool>;
 
@@ -116,6 +130,14 @@ pub trait AccountStore: Send + Sync {
 
     /// Records a successful login now.
     async fn record_login(&self, host: &str, user: &str, stamp_us: i64) -> Result<()>;
+
+    /// Records many logins (host, user, time) at once; a backend can do it in one write.
+    async fn record_logins(&self, logins: &[(String, String, i64)]) -> Result<()> {
+        for (host, user, stamp) in logins {
+            self.record_login(host, user, *stamp).await?;
+        }
+        Ok(())
+    }
 
     /// When the account last logged in (microseconds since the epoch), if ever.
     async fn last_login(&self, host: &str, user: &str) -> Result<Option<i64>>;

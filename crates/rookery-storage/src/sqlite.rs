@@ -62,6 +62,10 @@ impl SqliteStore {
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            // A connection to a local file does not go stale; the ping before every
+            // query was a round trip to the connection's thread, and most of a login's
+            // store cost.
+            .test_before_acquire(false)
             .after_connect(|conn, _meta| Box::pin(configure_connection(conn)))
             .connect_with(options)
             .await?;
@@ -185,6 +189,20 @@ async fn configure_connection(conn: &mut AnyConnection) -> std::result::Result<(
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// A `credentials` row (hash, salt, iterations, stored_key, server_key).
+fn credential_of(row: &AnyRow) -> Result<Credential> {
+    let iterations: i64 = row.try_get("iterations")?;
+    Ok(Credential {
+        hash: row.try_get("hash")?,
+        salt: row.try_get("salt")?,
+        iterations: u32::try_from(iterations).map_err(|_| {
+            StoreError::Invalid(format!("iteration count {iterations} out of range"))
+        })?,
+        stored_key: row.try_get("stored_key")?,
+        server_key: row.try_get("server_key")?,
+    })
 }
 
 /// Whether `e` is SQLite's SQLITE_BUSY or SQLITE_LOCKED (any extended code).
@@ -411,17 +429,29 @@ impl AccountStore for SqliteStore {
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
+        row.map(|r| credential_of(&r)).transpose()
+    }
+
+    async fn login_credential(
+        &self,
+        host: &str,
+        user: &str,
+        hash: &str,
+    ) -> Result<Option<(Credential, bool)>> {
+        let row = sqlx::query(
+            "SELECT c.hash, c.salt, c.iterations, c.stored_key, c.server_key, \
+                    a.disabled_us IS NOT NULL AS disabled \
+             FROM credentials c JOIN accounts a ON a.host = c.host AND a.username = c.username \
+             WHERE c.host = $1 AND c.username = $2 AND c.hash = $3",
+        )
+        .bind(host)
+        .bind(user)
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else { return Ok(None) };
-        let iterations: i64 = row.try_get("iterations")?;
-        Ok(Some(Credential {
-            hash: row.try_get("hash")?,
-            salt: row.try_get("salt")?,
-            iterations: u32::try_from(iterations).map_err(|_| {
-                StoreError::Invalid(format!("iteration count {iterations} out of range"))
-            })?,
-            stored_key: row.try_get("stored_key")?,
-            server_key: row.try_get("server_key")?,
-        }))
+        let disabled: i64 = row.try_get("disabled")?;
+        Ok(Some((credential_of(&row)?, disabled != 0)))
     }
 
     async fn account_exists(&self, host: &str, user: &str) -> Result<bool> {
@@ -529,6 +559,28 @@ impl AccountStore for SqliteStore {
             .bind(stamp_us)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn record_logins(&self, logins: &[(String, String, i64)]) -> Result<()> {
+        // One statement per chunk (three parameters a login, well under SQLite's limit).
+        for chunk in logins.chunks(300) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .collect();
+            let sql = format!(
+                "UPDATE accounts SET last_login_us = v.stamp \
+                 FROM (SELECT column1 AS host, column2 AS username, column3 AS stamp \
+                       FROM (VALUES {})) AS v \
+                 WHERE accounts.host = v.host AND accounts.username = v.username",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (host, user, stamp) in chunk {
+                q = q.bind(host.as_str()).bind(user.as_str()).bind(*stamp);
+            }
+            q.execute(&self.pool).await?;
+        }
         Ok(())
     }
 

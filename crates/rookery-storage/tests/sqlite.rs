@@ -1012,3 +1012,70 @@ async fn a_disabled_account_keeps_its_data_and_its_state_survives_a_restart() {
     assert!(store.set_disabled(HOST, "bob", false).await.unwrap());
     assert!(store.disabled_accounts(HOST).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn many_logins_are_recorded_in_one_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir)).await;
+    let mut logins = Vec::new();
+    for i in 0..650 {
+        let user = format!("user{i}");
+        store
+            .create_account(HOST, &user, &[cred("SHA-256", 1)])
+            .await
+            .unwrap();
+        logins.push((HOST.to_owned(), user, 1_700_000_000_000_000 + i));
+    }
+    // Someone who does not exist (deleted since the login) changes nothing.
+    logins.push((HOST.to_owned(), "gone".to_owned(), 5));
+    store.record_logins(&logins).await.unwrap();
+    store.record_logins(&[]).await.unwrap();
+    for i in [0, 299, 300, 649] {
+        assert_eq!(
+            store.last_login(HOST, &format!("user{i}")).await.unwrap(),
+            Some(1_700_000_000_000_000 + i),
+            "user{i}"
+        );
+    }
+    assert_eq!(store.last_login(HOST, "gone").await.unwrap(), None);
+    assert!(!store.account_exists(HOST, "gone").await.unwrap());
+}
+
+#[tokio::test]
+async fn a_login_gets_the_credential_and_the_disabled_flag_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir)).await;
+    store
+        .create_account(HOST, "bob", &[cred("SHA-256", 3), cred("SHA-1", 4)])
+        .await
+        .unwrap();
+    let (c, disabled) = store
+        .login_credential(HOST, "bob", "SHA-1")
+        .await
+        .unwrap()
+        .expect("bob has a SHA-1 credential");
+    assert_eq!(c, cred("SHA-1", 4));
+    assert!(!disabled);
+    assert!(store.set_disabled(HOST, "bob", true).await.unwrap());
+    let (c, disabled) = store
+        .login_credential(HOST, "bob", "SHA-256")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c, cred("SHA-256", 3));
+    assert!(disabled);
+    assert_eq!(
+        store
+            .login_credential(HOST, "nobody", "SHA-1")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .login_credential(HOST, "bob", "SHA-512")
+            .await
+            .unwrap(),
+        None
+    );
+}

@@ -13,7 +13,6 @@ use crate::ns;
 use crate::server::Server;
 use rookery_sasl::ChannelBindings;
 use rookery_xml::{Limits, StreamEvent, StreamParser};
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -101,12 +100,21 @@ impl From<std::io::Error> for End {
     }
 }
 
+/// The read buffer's size on a quiet connection, and its largest size.
+const READ_MIN: usize = 512;
+const READ_MAX: usize = 32 * 1024;
+/// The most write buffer capacity kept between writes.
+const WRITE_KEEP: usize = 2048;
+
 /// One c2s connection's I/O state.
 pub(crate) struct Conn {
     io: Box<dyn Io>,
     parser: StreamParser,
-    events: VecDeque<StreamEvent>,
-    buf: Box<[u8]>,
+    /// Events parsed but not yet handed out: `events[next..]`.
+    events: Vec<StreamEvent>,
+    next: usize,
+    /// The read buffer: small while the client is quiet, grown while it sends a lot.
+    buf: Vec<u8>,
     pub peer: SocketAddr,
     pub secure: bool,
     pub bindings: ChannelBindings,
@@ -130,23 +138,33 @@ impl Conn {
         Conn {
             io,
             parser: StreamParser::new(limits),
-            events: VecDeque::new(),
-            buf: vec![0u8; 16 * 1024].into_boxed_slice(),
+            events: Vec::new(),
+            next: 0,
+            buf: vec![0u8; READ_MIN],
             peer,
             secure: false,
             bindings: ChannelBindings::default(),
             header_sent: false,
             host: String::new(),
             jid: None,
-            write_buf: Vec::with_capacity(4096),
+            write_buf: Vec::new(),
         }
     }
 
     /// The next parsed event; `Ok(None)` at end of input. Cancel-safe.
     pub async fn next_event(&mut self) -> Result<Option<StreamEvent>, StreamError> {
         loop {
-            if let Some(ev) = self.events.pop_front() {
+            if self.next < self.events.len() {
+                let ev = std::mem::replace(&mut self.events[self.next], StreamEvent::End);
+                self.next += 1;
+                if self.next == self.events.len() {
+                    self.events.clear();
+                    self.next = 0;
+                }
                 return Ok(Some(ev));
+            }
+            if self.events.capacity() > 16 {
+                self.events = Vec::new();
             }
             let n = match self.io.read(&mut self.buf).await {
                 Ok(n) => n,
@@ -155,13 +173,23 @@ impl Conn {
                     return Ok(None);
                 }
             };
-            let mut out = Vec::new();
             if n == 0 {
                 self.parser.eof()?;
                 return Ok(None);
             }
-            self.parser.feed(&self.buf[..n], &mut out)?;
-            self.events.extend(out);
+            self.parser.feed(&self.buf[..n], &mut self.events)?;
+            self.resize_buf(n);
+        }
+    }
+
+    /// Grow the read buffer when a read filled it (the client is sending a lot), and
+    /// shrink it back once reads are small again, so a quiet connection holds little.
+    fn resize_buf(&mut self, n: usize) {
+        let len = self.buf.len();
+        if n == len && len < READ_MAX {
+            self.buf = vec![0u8; (len * 4).min(READ_MAX)];
+        } else if n <= READ_MIN / 2 && len > READ_MIN {
+            self.buf = vec![0u8; READ_MIN];
         }
     }
 
@@ -182,8 +210,9 @@ impl Conn {
         }
         let r = self.send_raw(&buf).await;
         buf.clear();
-        if buf.capacity() > 64 * 1024 {
-            buf.shrink_to(4096);
+        if buf.capacity() > WRITE_KEEP {
+            // Don't hold a burst's buffer on a quiet connection.
+            buf = Vec::new();
         }
         self.write_buf = buf;
         r
@@ -257,6 +286,7 @@ impl Conn {
     pub fn reset(&mut self) {
         self.parser.reset();
         self.events.clear();
+        self.next = 0;
         self.header_sent = false;
     }
 }

@@ -310,12 +310,7 @@ async fn authenticate(
     };
     let started = Instant::now();
     let result = if mech == "PLAIN" {
-        let mut r = plain(server, conn, &initial).await;
-        if let Ok(jid) = &r
-            && let Err(e) = check_enabled(server, jid).await
-        {
-            r = Err(e);
-        }
+        let r = plain(server, conn, &initial).await;
         if r.is_ok() {
             conn.send_raw(format!("<success xmlns='{}'/>", ns::SASL).as_bytes())
                 .await?;
@@ -326,16 +321,7 @@ async fn authenticate(
     };
     match result {
         Ok(jid) => {
-            let node = jid.node().map(|n| n.as_str()).unwrap_or_default();
-            let stamp = rookery_storage::now_us();
-            if let Err(e) = server
-                .stores()
-                .accounts
-                .record_login(jid.domain().as_str(), node, stamp)
-                .await
-            {
-                tracing::warn!(%jid, error = %e, "could not record the login time");
-            }
+            server.note_login(&jid);
             Ok(Some(jid))
         }
         Err((condition, text, user)) => {
@@ -387,7 +373,7 @@ async fn plain(server: &Server, conn: &Conn, msg: &[u8]) -> Result<BareJid, Auth
     let cred = server
         .stores()
         .accounts
-        .credential(&conn.host, node, HashAlgo::Sha256.name())
+        .login_credential(&conn.host, node, HashAlgo::Sha256.name())
         .await
         .map_err(|e| {
             (
@@ -396,8 +382,12 @@ async fn plain(server: &Server, conn: &Conn, msg: &[u8]) -> Result<BareJid, Auth
                 authcid.clone(),
             )
         })?;
+    let mut disabled = false;
     let ok = match cred {
-        Some(c) => crate::accounts::keys_from_credential(c).verify_password(&password),
+        Some((c, off)) => {
+            disabled = off;
+            crate::accounts::keys_from_credential(c).verify_password(&password)
+        }
         None => {
             // Spend the same work on an unknown user, so timing does not reveal accounts.
             let _ = ScramKeys::derive(
@@ -409,7 +399,9 @@ async fn plain(server: &Server, conn: &Conn, msg: &[u8]) -> Result<BareJid, Auth
             false
         }
     };
-    if ok {
+    if ok && disabled {
+        Err(account_disabled(node))
+    } else if ok {
         Ok(jid)
     } else {
         Err((
@@ -420,28 +412,14 @@ async fn plain(server: &Server, conn: &Conn, msg: &[u8]) -> Result<BareJid, Auth
     }
 }
 
-/// Refuse a disabled account (XEP-0133 disable-user) with RFC 6120's `account-disabled`,
-/// before `<success/>` is sent.
-async fn check_enabled(server: &Server, jid: &BareJid) -> Result<(), AuthFailure> {
-    let node = jid.node().map(|n| n.as_str()).unwrap_or_default();
-    match server
-        .stores()
-        .accounts
-        .is_disabled(jid.domain().as_str(), node)
-        .await
-    {
-        Ok(false) => Ok(()),
-        Ok(true) => Err((
-            "account-disabled",
-            "this account has been disabled by an administrator".into(),
-            node.to_owned(),
-        )),
-        Err(e) => Err((
-            "temporary-auth-failure",
-            format!("database error: {e}"),
-            node.to_owned(),
-        )),
-    }
+/// A disabled account (XEP-0133 disable-user) is refused with RFC 6120's
+/// `account-disabled`, after its credentials were checked and before `<success/>`.
+fn account_disabled(user: &str) -> AuthFailure {
+    (
+        "account-disabled",
+        "this account has been disabled by an administrator".into(),
+        user.to_owned(),
+    )
 }
 
 fn check_authzid(authzid: Option<&str>, jid: &BareJid) -> Result<(), AuthFailure> {
@@ -475,16 +453,20 @@ async fn scram(
     {
         return Ok(Err(f));
     }
+    let mut disabled = false;
     let keys = match &jid {
         Some(j) => {
             let node = j.node().map(|n| n.as_str()).unwrap_or_default();
             match server
                 .stores()
                 .accounts
-                .credential(&conn.host, node, hash.name())
+                .login_credential(&conn.host, node, hash.name())
                 .await
             {
-                Ok(c) => c.map(crate::accounts::keys_from_credential),
+                Ok(c) => c.map(|(c, off)| {
+                    disabled = off;
+                    crate::accounts::keys_from_credential(c)
+                }),
                 Err(e) => {
                     return Ok(Err((
                         "temporary-auth-failure",
@@ -537,8 +519,9 @@ async fn scram(
                     first.username,
                 )));
             };
-            if let Err(f) = check_enabled(server, &jid).await {
-                return Ok(Err(f));
+            if disabled {
+                let node = jid.node().map(|n| n.as_str()).unwrap_or_default();
+                return Ok(Err(account_disabled(node)));
             }
             if s.downgrade_flag_seen() {
                 tracing::info!(peer = %conn.peer, %jid, "client used gs2 flag 'y' although -PLUS was offered; accepted (it may support no binding type we offer)");

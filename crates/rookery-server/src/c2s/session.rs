@@ -9,14 +9,13 @@ use crate::module::{Address, Direction, Event, Verdict};
 use crate::ns;
 use crate::router::stanza_type;
 use crate::server::Server;
-use crate::sm::{Outbound, SessionHandle};
+use crate::sm::SessionHandle;
 use crate::xml::{ElementExt, IqType, el, iq_result};
 use jid::{FullJid, Jid};
 use minidom::Element;
 use rookery_xml::StreamEvent;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// Most stanzas written in one batch.
 const WRITE_BATCH: usize = 64;
@@ -27,8 +26,8 @@ pub(crate) async fn run(server: &Server, conn: &mut Conn, auth: Authenticated) -
         Err(end) => return end,
     };
     conn.jid = Some(full.to_string());
-    let (tx, mut rx) = mpsc::channel(server.config().limits.outbound_queue);
-    let handle = Arc::new(SessionHandle::new(full.clone(), conn.peer, tx));
+    let queue = server.config().limits.outbound_queue;
+    let handle = Arc::new(SessionHandle::new(full.clone(), conn.peer, queue));
     if let Some(old) = server.sm().bind(handle.clone()) {
         old.close(StreamError::new(
             StreamCondition::Conflict,
@@ -42,7 +41,7 @@ pub(crate) async fn run(server: &Server, conn: &mut Conn, auth: Authenticated) -
         .await;
 
     let mut reroute = Vec::new();
-    let end = session_loop(server, conn, &handle, &mut rx, &mut reroute).await;
+    let end = session_loop(server, conn, &handle, &mut reroute).await;
 
     server.sm().unbind(&handle);
     let status = match &end {
@@ -57,11 +56,11 @@ pub(crate) async fn run(server: &Server, conn: &mut Conn, auth: Authenticated) -
         .await;
     // Messages queued but never written go elsewhere (another resource or offline storage)
     // rather than being lost with the connection.
-    rx.close();
+    let unsent = handle.outbox.close();
     for s in reroute {
         server.route(s).await;
     }
-    while let Ok(Outbound::Stanza(s)) = rx.try_recv() {
+    for s in unsent {
         if s.name() == "message" && matches!(stanza_type(&s), "chat" | "normal") {
             server.route(s).await;
         }
@@ -117,29 +116,40 @@ async fn session_loop(
     server: &Server,
     conn: &mut Conn,
     handle: &Arc<SessionHandle>,
-    rx: &mut mpsc::Receiver<Outbound>,
     reroute: &mut Vec<Element>,
 ) -> End {
     let idle_secs = server.config().limits.idle_timeout_secs;
+    // 0 turns keepalives off: a timer that never fires in practice (a year).
     let keepalive = Duration::from_secs(if idle_secs == 0 {
-        u64::MAX / 4
+        365 * 24 * 3600
     } else {
         idle_secs
     });
-    let shutdown = server.shutdown_token().clone();
+    let ended = || {
+        End::Stream(handle.kill_reason().unwrap_or_else(|| {
+            StreamError::new(
+                StreamCondition::PolicyViolation,
+                "session ended by the server",
+            )
+        }))
+    };
+    // Created once, not per turn of the loop: registering a timer and two cancellation
+    // waiters for every stanza was a measurable part of a message's cost.
+    let killed = handle.killed().cancelled();
+    let shutdown = server.shutdown_token().cancelled();
+    let tick = tokio::time::sleep(keepalive);
+    tokio::pin!(killed, shutdown, tick);
     let mut last_read = Instant::now();
-    let mut batch: Vec<Element> = Vec::with_capacity(WRITE_BATCH);
+    let mut last_io = last_read;
+    let mut batch: Vec<Element> = Vec::new();
     loop {
-        let tick = tokio::time::sleep(keepalive);
         tokio::select! {
             biased;
-            _ = handle.killed().cancelled() => {
+            _ = &mut killed => {
                 // What was queued before the end (e.g. the result of the request that
                 // removed the account) still goes out, if the client is reading at all.
                 let mut pending = Vec::new();
-                while let Ok(Outbound::Stanza(s)) = rx.try_recv() {
-                    pending.push(s);
-                }
+                handle.outbox.take(&mut pending, usize::MAX);
                 if !pending.is_empty() {
                     let copy = pending.clone();
                     let sent = tokio::time::timeout(Duration::from_secs(2), conn.send_stanzas(pending)).await;
@@ -152,36 +162,29 @@ async fn session_loop(
                         }
                     }
                 }
-                return End::Stream(handle.kill_reason().unwrap_or_else(|| {
-                    StreamError::new(StreamCondition::PolicyViolation, "session ended by the server")
-                }));
+                return ended();
             }
-            _ = shutdown.cancelled() => {
+            _ = &mut shutdown => {
                 return End::Stream(StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down"));
             }
-            Some(Outbound::Stanza(s)) = rx.recv() => {
-                batch.push(s);
-                while batch.len() < WRITE_BATCH {
-                    match rx.try_recv() {
-                        Ok(Outbound::Stanza(s)) => batch.push(s),
-                        Err(_) => break,
+            _ = handle.outbox.ready() => {
+                while handle.outbox.take(&mut batch, WRITE_BATCH) > 0 {
+                    // A client that does not read blocks this write; the router meanwhile
+                    // fills its queue and ends the session, which must win over the stuck
+                    // write.
+                    tokio::select! {
+                        r = conn.send_stanzas(batch.drain(..)) => if let Err(e) = r {
+                            return End::Io(e);
+                        },
+                        _ = &mut killed => return ended(),
                     }
                 }
-                // A client that does not read blocks this write; the router meanwhile fills
-                // its queue and ends the session, which must win over the stuck write.
-                tokio::select! {
-                    r = conn.send_stanzas(batch.drain(..)) => if let Err(e) = r {
-                        return End::Io(e);
-                    },
-                    _ = handle.killed().cancelled() => {
-                        return End::Stream(handle.kill_reason().unwrap_or_else(|| {
-                            StreamError::new(StreamCondition::PolicyViolation, "session ended by the server")
-                        }));
-                    }
-                }
+                batch = Vec::new();
+                last_io = Instant::now();
             }
             ev = conn.next_event() => {
                 last_read = Instant::now();
+                last_io = last_read;
                 match ev {
                     Ok(Some(StreamEvent::Stanza(s))) => {
                         handle.touch();
@@ -196,7 +199,13 @@ async fn session_loop(
                     Err(e) => return End::Stream(e),
                 }
             }
-            _ = tick => {
+            _ = &mut tick => {
+                let quiet = last_io.elapsed();
+                if quiet < keepalive {
+                    // Something happened since the timer was set: wait out the rest.
+                    tick.as_mut().reset((last_io + keepalive).into());
+                    continue;
+                }
                 if last_read.elapsed() >= keepalive * 3 {
                     return End::Stream(StreamError::new(
                         StreamCondition::ConnectionTimeout,
@@ -207,6 +216,8 @@ async fn session_loop(
                 if let Err(e) = conn.send_raw(b" ").await {
                     return End::Io(e);
                 }
+                last_io = Instant::now();
+                tick.as_mut().reset((last_io + keepalive).into());
             }
         }
     }
@@ -246,7 +257,9 @@ async fn inbound(
     // An unparseable 'to' is answered by the router; normalise a good one.
     let to = match stanza.get_attr("to").map(Jid::new) {
         Some(Ok(j)) => {
-            stanza.put_attr("to", j.as_str());
+            if stanza.get_attr("to") != Some(j.as_str()) {
+                stanza.put_attr("to", j.as_str());
+            }
             Some(j)
         }
         Some(Err(_)) => {
@@ -270,11 +283,13 @@ async fn inbound(
         "presence" => presence::outbound(server, session, to, stanza).await,
         "iq" => iq(server, session, to, stanza).await,
         _ => {
-            if to.is_none() {
+            let to = to.unwrap_or_else(|| {
                 // RFC 6121 §8.1.1.1: a message with no 'to' is for the sender's bare JID.
-                stanza.put_attr("to", me.to_bare().as_str());
-            }
-            server.route(stanza).await
+                let bare = me.to_bare();
+                stanza.put_attr("to", bare.as_str());
+                Jid::from(bare)
+            });
+            server.route_to(to, stanza).await
         }
     }
     Ok(())

@@ -21,7 +21,9 @@ pub struct Blocking {
 
 #[derive(Default)]
 struct State {
-    lists: DashMap<BareJid, Arc<HashSet<String>>>,
+    /// Non-empty blocklists, by the user's bare JID as a string: the filter looks them up
+    /// straight from a stanza's (normalised) address, without parsing it.
+    lists: DashMap<String, Arc<HashSet<String>>>,
     /// Resources that fetched the blocklist and so receive pushes (XEP-0191 §3.3).
     interested: DashSet<FullJid>,
 }
@@ -89,13 +91,16 @@ impl State {
             Direction::Inbound => ("to", "from"),
             Direction::Outbound => ("from", "to"),
         };
-        let (Some(Ok(user)), Some(Ok(other))) = (
-            stanza.get_attr(user_attr).map(Jid::new),
-            stanza.get_attr(other_attr).map(Jid::new),
-        ) else {
+        // The local user's address is one the server stamped or normalised (`from` at c2s,
+        // `to` at the router), so its bare part is the map's key as it stands.
+        let Some(user) = stanza.get_attr(user_attr) else {
             return Verdict::Pass;
         };
-        let Some(list) = self.lists.get(&user.to_bare()).map(|l| l.clone()) else {
+        let bare = user.split_once('/').map_or(user, |(bare, _)| bare);
+        let Some(list) = self.lists.get(bare).map(|l| l.clone()) else {
+            return Verdict::Pass;
+        };
+        let Some(Ok(other)) = stanza.get_attr(other_attr).map(Jid::new) else {
             return Verdict::Pass;
         };
         if !matches(&list, &other) {
@@ -122,7 +127,7 @@ impl State {
         server: &Server,
         user: &BareJid,
     ) -> Result<Arc<HashSet<String>>, StanzaError> {
-        if let Some(l) = self.lists.get(user) {
+        if let Some(l) = self.lists.get(user.as_str()) {
             return Ok(l.clone());
         }
         let node = user.node().map(|n| n.as_str()).unwrap_or("");
@@ -133,7 +138,7 @@ impl State {
             .await?;
         let set = Arc::new(v.into_iter().collect::<HashSet<_>>());
         if !set.is_empty() {
-            self.lists.insert(user.clone(), set.clone());
+            self.lists.insert(user.to_string(), set.clone());
         }
         Ok(set)
     }
@@ -219,10 +224,10 @@ async fn change(st: Arc<State>, req: IqRequest, block: bool) -> IqResult {
     }
     let fresh = store.blocklist(&host, &node).await?;
     if fresh.is_empty() {
-        st.lists.remove(&user);
+        st.lists.remove(user.as_str());
     } else {
         st.lists
-            .insert(user.clone(), Arc::new(fresh.into_iter().collect()));
+            .insert(user.to_string(), Arc::new(fresh.into_iter().collect()));
     }
     // Push the change to every resource that fetched the blocklist.
     let name = if block { "block" } else { "unblock" };

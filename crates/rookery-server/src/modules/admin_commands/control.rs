@@ -9,6 +9,7 @@ use crate::error::StanzaError;
 use crate::module::{Direction, EventKind, Flow, ModuleContext, Verdict};
 use crate::server::{Exit, Server};
 use crate::util::format_datetime;
+use crate::xml::ElementExt;
 use jid::Jid;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -47,7 +48,7 @@ impl AccessLists {
         } else {
             "from"
         };
-        let Some(other) = stanza.attr(attr).and_then(|a| Jid::new(a).ok()) else {
+        let Some(other) = stanza.get_attr(attr).and_then(|a| Jid::new(a).ok()) else {
             return Verdict::Pass;
         };
         let domain = other.domain().as_str();

@@ -338,6 +338,7 @@ async fn last_login(req: CommandRequest, v: Values) -> HandlerResult {
     for e in invalid {
         reply = reply.error(e);
     }
+    req.server.flush_logins().await;
     for (_, user) in users {
         let (host, name) = parts(&user);
         let accounts = &req.server.stores().accounts;
