@@ -2,25 +2,41 @@
 # Run rookery, Prosody and ejabberd side by side on loopback for benchmarks.
 #
 #   bench/peers.sh install
-#       installs Debian's prosody and ejabberd if missing and stops/disables the system
-#       services they come with (benchmarks run their own instances).
+#       installs Debian's prosody and ejabberd if missing (and erlang-luerl, which ejabberd
+#       needs to import Prosody's accounts), and stops/disables the system services they
+#       come with (benchmarks run their own instances).
 #   bench/peers.sh start prosody|ejabberd|rookery RUN_DIR PORT [CORE]
 #       writes the server's configuration into RUN_DIR, starts it pinned to CORE (default 0;
 #       a taskset list such as 0-1 also works, e.g. to register many accounts faster),
 #       waits until PORT accepts connections and prints the PID of the server process itself
 #       (lua for Prosody, beam.smp for ejabberd, rookery), also written to RUN_DIR/server.pid.
 #       Accounts in RUN_DIR survive a stop and a new start in the same RUN_DIR.
+#       ROOKERY_BIN overrides the rookery binary (default target/release/rookery), to
+#       compare builds.
 #   bench/peers.sh stop RUN_DIR
 #       stops that server (and for ejabberd the epmd it started, if no other node uses it).
 #   bench/peers.sh register RUN_DIR N PREFIX PASSWORD
 #       creates PREFIX1..PREFIXN by in-band registration (bench/register.py).
 #   bench/peers.sh check RUN_DIR USER PASSWORD
 #       authenticates USER once (PLAIN if offered, else SCRAM-SHA-1) to prove it exists.
+#   bench/peers.sh save RUN_DIR FILE
+#       writes the stopped server's data (accounts included) to FILE, a tar archive, so
+#       that a later run can skip registering (ejabberd takes tens of ms per account).
+#   bench/peers.sh load KIND RUN_DIR FILE
+#       puts the data saved in FILE into RUN_DIR for a server of KIND, before its start.
+#   bench/peers.sh import RUN_DIR FILE
+#       gives the running ejabberd from RUN_DIR the accounts of a Prosody data directory
+#       saved in FILE (by save), with their SCRAM keys as they are: much faster than
+#       registering, since ejabberd computes PBKDF2 in Erlang (~50 ms of CPU per account).
 #
 # Prosody and ejabberd configurations come from the templates in ../shared/peers (next to
 # the repository; see its README for what they change from Debian's defaults and why).
 # Every server listens on loopback only, plaintext, with SCRAM-SHA-1 and in-band
 # registration allowed (and PLAIN, except rookery, which offers PLAIN only over TLS).
+# Every server also offers STARTTLS (not required) on the same port, all three with the
+# same certificate: a private CA and a leaf for localhost, ECDSA P-256 (PEERS_CERT_KEY=rsa
+# for RSA-2048), generated with openssl in RUN_DIR/tls on the first start. (The templates
+# disable TLS; start patches that in after rendering them.)
 # Servers run detached (own session) and outlive this script.
 set -euo pipefail
 
@@ -43,7 +59,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 
 cmd_install() {
     local missing=() pkg
-    for pkg in prosody ejabberd; do installed "$pkg" || missing+=("$pkg"); done
+    for pkg in prosody ejabberd erlang-luerl; do installed "$pkg" || missing+=("$pkg"); done
     if ((${#missing[@]})); then
         echo "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
@@ -51,7 +67,7 @@ cmd_install() {
             "${missing[@]}" \
             || { apt-get update -q && apt-get install -y -q "${missing[@]}"; }
     else
-        echo "prosody and ejabberd are installed"
+        echo "prosody, ejabberd and erlang-luerl are installed"
     fi
     for pkg in prosody ejabberd; do echo "$pkg $(dpkg-query -W -f='${Version}' "$pkg")"; done
     # Stopping ejabberd's service runs an Erlang client, which leaves an epmd behind.
@@ -149,6 +165,49 @@ render() {
         -e "s|@EJABBERD_PORT@|$PORT|g" "$src" > "$dst"
 }
 
+# The benchmark certificate in RUN_DIR/tls, made on first use: ca.pem (a private CA),
+# cert.pem (the leaf for localhost and *.localhost, then the CA: the chain the servers
+# send), key.pem (the leaf's key, PKCS#8). ECDSA P-256 like rookery's own generated
+# certificate, or RSA-2048 with PEERS_CERT_KEY=rsa.
+ensure_cert() {
+    local dir="$RUN_DIR/tls" kind=${PEERS_CERT_KEY:-ec} newkey
+    case $kind in
+        ec) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
+        rsa) newkey=(-newkey rsa:2048) ;;
+        *) die "PEERS_CERT_KEY must be ec or rsa, not '$kind'" ;;
+    esac
+    if [ -s "$dir/cert.pem" ] && [ -s "$dir/key.pem" ] && [ "$(cat "$dir/key.kind" 2>/dev/null)" = "$kind" ]; then
+        return
+    fi
+    command -v openssl >/dev/null || die "openssl is needed to make the benchmark certificate"
+    mkdir -p "$dir"
+    (
+        cd "$dir"
+        openssl req -x509 "${newkey[@]}" -nodes -keyout ca.key -out ca.pem -days 365 \
+            -subj "/CN=rookery benchmark CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+        openssl req "${newkey[@]}" -nodes -keyout key.pem -out leaf.csr -subj "/CN=localhost"
+        printf '%s\n' "subjectAltName=DNS:localhost,DNS:*.localhost" "basicConstraints=CA:FALSE" \
+            "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >leaf.ext
+        openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 365 \
+            -extfile leaf.ext -out leaf.pem
+        cat leaf.pem ca.pem >cert.pem
+        rm -f leaf.csr leaf.ext ca.srl
+        echo "$kind" >key.kind
+    ) >/dev/null 2>&1 || die "openssl could not make the benchmark certificate in $dir"
+    chmod 755 "$dir"
+    chmod 644 "$dir"/*.pem
+}
+
+# Apply sed expression EXPR to FILE, failing if it changed nothing (a template that no
+# longer has the line to patch).
+patch_conf() {
+    local file=$1 expr=$2 before
+    before=$(cksum <"$file")
+    sed -i -e "$expr" "$file"
+    [ "$(cksum <"$file")" != "$before" ] || die "could not patch $file with '$expr' (template changed?)"
+}
+
 # Fail early, with a clear message, if USER cannot write DIR (e.g. a parent directory is
 # private to root).
 check_access() {
@@ -167,6 +226,16 @@ start_prosody() {
     local dir="$RUN_DIR/prosody"
     mkdir -p "$dir/data"
     render "$PEERS/prosody/prosody.cfg.lua.in" "$dir/prosody.cfg.lua"
+    # STARTTLS (not required): load mod_tls and point it at the benchmark certificate
+    # (Prosody finds localhost.crt/.key in its certificates directory).
+    ensure_cert
+    mkdir -p "$dir/certs"
+    cp "$RUN_DIR/tls/cert.pem" "$dir/certs/localhost.crt"
+    cp "$RUN_DIR/tls/key.pem" "$dir/certs/localhost.key"
+    patch_conf "$dir/prosody.cfg.lua" 's|^modules_disabled = { "s2s"; "tls" }|modules_disabled = { "s2s" }|'
+    patch_conf "$dir/prosody.cfg.lua" 's|^\t"saslauth";$|\t"saslauth";\n\t"tls";|'
+    patch_conf "$dir/prosody.cfg.lua" "s|^certificates = .*|certificates = \"$dir/certs\"|"
+    patch_conf "$dir/prosody.cfg.lua" "/^VirtualHost \"localhost\"/i ssl = { certificate = \"$dir/certs/localhost.crt\"; key = \"$dir/certs/localhost.key\" }\n"
     rm -f "$dir/prosody.pid"
     chown -R prosody:prosody "$dir"
     check_access prosody "$dir"
@@ -189,6 +258,11 @@ start_ejabberd() {
     render "$PEERS/ejabberd/ejabberd.yml.in" "$dir/etc/ejabberd.yml"
     render "$PEERS/ejabberd/ejabberdctl.cfg.in" "$dir/etc/ejabberdctl.cfg"
     cp "$PEERS/ejabberd/inetrc" "$dir/etc/inetrc"
+    # STARTTLS (not required) with the benchmark certificate (key and chain in one file).
+    ensure_cert
+    cat "$RUN_DIR/tls/key.pem" "$RUN_DIR/tls/cert.pem" >"$dir/etc/bench.pem"
+    patch_conf "$dir/etc/ejabberd.yml" "s|\"/etc/ejabberd/ejabberd.pem\"|\"$dir/etc/bench.pem\"|"
+    patch_conf "$dir/etc/ejabberd.yml" 's|^    starttls: false|    starttls: true|'
     rm -f "$dir/ejabberd.pid"
     chown -R ejabberd:ejabberd "$dir"
     check_access ejabberd "$dir"
@@ -211,16 +285,18 @@ start_ejabberd() {
 }
 
 start_rookery() {
-    local bin="$REPO/target/release/rookery"
+    local bin="${ROOKERY_BIN:-$REPO/target/release/rookery}"
     if [ ! -x "$bin" ]; then
         echo "building $bin" >&2
         (cd "$REPO" && cargo build --release -q -p rookery) >&2
     fi
     mkdir -p "$RUN_DIR/data"
+    ensure_cert
     local conf="$RUN_DIR/rookery.toml"
     # Plaintext c2s on loopback with SCRAM and in-band registration, like the peers'
     # configurations (allow_plain has no effect without TLS: rookery never offers PLAIN on
-    # an unencrypted stream); a large per-session queue so a fast sender is not cut off.
+    # an unencrypted stream); STARTTLS with the same certificate as the peers; a large
+    # per-session queue so a fast sender is not cut off.
     cat >"$conf" <<TOML
 # rookery benchmark configuration (loopback only), written by bench/peers.sh
 hosts = ["localhost"]
@@ -229,6 +305,10 @@ data_dir = "$RUN_DIR/data"
 [listen]
 c2s = "127.0.0.1:$PORT"
 c2s_tls = false
+
+[tls]
+cert = "$RUN_DIR/tls/cert.pem"
+key = "$RUN_DIR/tls/key.pem"
 
 [limits]
 outbound_queue = 100000
@@ -392,11 +472,79 @@ cmd_check() {
     "$PYTHON" "$REPO/bench/register.py" --port "$port" --check "$2" "$3"
 }
 
+# --- save / load -----------------------------------------------------------------------
+
+# Where a server of KIND keeps its data, relative to RUN_DIR.
+data_of() {
+    case $1 in
+        prosody) echo prosody/data ;;
+        ejabberd) echo ejabberd/db ;;
+        rookery) echo data ;;
+        *) die "unknown server '$1'" ;;
+    esac
+}
+
+cmd_save() {
+    (($# == 2)) || usage
+    [ -f "$1/server.kind" ] || die "no server was started in $1"
+    local kind pid data
+    kind=$(cat "$1/server.kind")
+    pid=$(cat "$1/server.pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && is_server "$pid" "$kind"; then
+        die "$kind from $1 is running; stop it before saving its data"
+    fi
+    data=$(data_of "$kind")
+    [ -d "$1/$data" ] || die "$1/$data does not exist"
+    mkdir -p "$(dirname "$2")"
+    tar -C "$1" -cf "$2.tmp" "$data" && mv "$2.tmp" "$2"
+    echo "saved $kind data from $1 to $2" >&2
+}
+
+cmd_load() {
+    (($# == 3)) || usage
+    local kind=$1 dir=$2 file=$3 data
+    data=$(data_of "$kind")
+    [ -f "$file" ] || die "$file does not exist"
+    mkdir -p "$dir"
+    rm -rf "${dir:?}/$data"
+    tar -C "$dir" -xf "$file"
+    [ -d "$dir/$data" ] || die "$file holds no $data"
+    echo "loaded $kind data from $file into $dir" >&2
+}
+
+cmd_import() {
+    (($# == 2)) || usage
+    [ -f "$1/server.kind" ] || die "no server was started in $1"
+    RUN_DIR=$(cd "$1" && pwd)
+    local file=$2 pid dir="$RUN_DIR/ejabberd" import="$RUN_DIR/import"
+    [ "$(cat "$RUN_DIR/server.kind")" = ejabberd ] || die "import is for ejabberd only"
+    pid=$(cat "$RUN_DIR/server.pid" 2>/dev/null || true)
+    [ -n "$pid" ] && is_server "$pid" ejabberd || die "ejabberd from $RUN_DIR is not running"
+    [ -f "$file" ] || die "$file does not exist"
+    installed erlang-luerl || die "ejabberd needs erlang-luerl to import Prosody's data (bench/peers.sh install)"
+    rm -rf "$import"
+    mkdir -p "$import"
+    tar -C "$import" -xf "$file"
+    [ -d "$import/prosody/data" ] || die "$file holds no Prosody data"
+    chown -R ejabberd:ejabberd "$import"
+    (
+        cd "$dir"
+        env HOME=/var/lib/ejabberd setpriv --reuid=ejabberd --regid=ejabberd --init-groups \
+            ejabberdctl --config-dir "$dir/etc" --spool "$dir/db" --logs "$dir/log" \
+            import_prosody "$import/prosody/data"
+    ) || { show_logs "$dir/log/error.log"; die "ejabberd could not import $file"; }
+    rm -rf "$import"
+    echo "ejabberd imported the accounts in $file" >&2
+}
+
 case ${1:-} in
     install) shift; cmd_install "$@" ;;
     start) shift; cmd_start "$@" ;;
     stop) shift; cmd_stop "$@" ;;
     register) shift; cmd_register "$@" ;;
     check) shift; cmd_check "$@" ;;
+    save) shift; cmd_save "$@" ;;
+    load) shift; cmd_load "$@" ;;
+    import) shift; cmd_import "$@" ;;
     *) usage ;;
 esac

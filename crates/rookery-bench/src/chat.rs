@@ -4,7 +4,7 @@
 
 use crate::conn::{Conn, Target, message};
 use crate::proc::{Delta, Meter};
-use crate::{Accounts, Latency, Progress, histogram};
+use crate::{Accounts, Latency, Progress, histogram, run_bounded};
 use anyhow::{Result, bail};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,48 +39,84 @@ pub struct ChatParams {
     pub drain: Duration,
 }
 
+/// Logins in flight while the pairs log in.
+const LOGIN_CONCURRENCY: usize = 20;
+
+/// A sender and its receiver, logged in and available.
+pub struct Pair {
+    pub sender: Conn,
+    pub receiver: Conn,
+}
+
+/// Log in `pairs` pairs of accounts from the `first`th on (sender `first + 2i`, receiver
+/// `first + 2i + 1`) and send their initial presence.
+pub async fn login_pairs(
+    target: &Target,
+    accounts: &Accounts,
+    first: usize,
+    pairs: usize,
+) -> Result<Vec<Pair>> {
+    if accounts.count < first + pairs * 2 {
+        bail!(
+            "{pairs} pairs from account {} on need {} accounts; only {} are configured",
+            first + 1,
+            first + pairs * 2,
+            accounts.count
+        );
+    }
+    let conns = run_bounded(pairs * 2, LOGIN_CONCURRENCY, None, |i| {
+        let n = first + i;
+        let (t, user, pw) = (target.clone(), accounts.user(n), accounts.password.clone());
+        async move {
+            let mut c = Conn::login(&t, n, &user, &pw).await?;
+            c.available().await?;
+            Ok(c)
+        }
+    })
+    .await?;
+    let mut conns = conns.into_iter();
+    let mut out = Vec::with_capacity(pairs);
+    while let (Some(a), Some(b)) = (conns.next(), conns.next()) {
+        out.push(Pair {
+            sender: a?,
+            receiver: b?,
+        });
+    }
+    Ok(out)
+}
+
+/// Log `p.pairs` pairs in (the first accounts), then [`exchange`].
 pub async fn run(
     target: &Target,
     accounts: &Accounts,
     p: &ChatParams,
     pid: Option<u32>,
 ) -> Result<ChatReport> {
-    if accounts.count < p.pairs * 2 {
-        bail!(
-            "{} pairs need {} accounts; only {} are configured",
-            p.pairs,
-            p.pairs * 2,
-            accounts.count
-        );
+    // Logging in is not what this scenario measures.
+    let pairs = login_pairs(target, accounts, 0, p.pairs).await?;
+    exchange(pairs, p, pid).await
+}
+
+/// Each sender sends `p.messages / pairs` messages to its receiver, at `p.rate` messages/s
+/// over all pairs or as fast as `p.window` in flight per pair allows (`p.pairs` is not
+/// used: the pairs are given).
+pub async fn exchange(pairs: Vec<Pair>, p: &ChatParams, pid: Option<u32>) -> Result<ChatReport> {
+    if pairs.is_empty() {
+        bail!("no pairs to chat");
     }
-    // Log everyone in first; that is not what this scenario measures.
-    let mut senders = Vec::new();
-    let mut receivers = Vec::new();
-    for i in 0..p.pairs {
-        let mut a = Conn::login(target, 2 * i, &accounts.user(2 * i), &accounts.password).await?;
-        let mut b = Conn::login(
-            target,
-            2 * i + 1,
-            &accounts.user(2 * i + 1),
-            &accounts.password,
-        )
-        .await?;
-        a.available().await?;
-        b.available().await?;
-        senders.push(a);
-        receivers.push(b);
-    }
+    let npairs = pairs.len();
     let epoch = Instant::now();
     let delivered = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
     let _progress = Progress::start("delivered", delivered.clone());
-    let per_pair = p.messages / p.pairs as u64;
+    let per_pair = p.messages / npairs as u64;
     let meter = Meter::start(pid)?;
     let started = Instant::now();
 
     let mut recv_tasks = Vec::new();
     let mut send_tasks = Vec::new();
-    for (i, (a, b)) in senders.into_iter().zip(receivers).enumerate() {
+    for (i, pair) in pairs.into_iter().enumerate() {
+        let (a, b) = (pair.sender, pair.receiver);
         let to = b.jid.clone();
         let window = Arc::new(Semaphore::new(p.window.max(1)));
         let (mut reader, _bw) = b.split();
@@ -108,7 +144,7 @@ pub async fn run(
             }
             Ok::<_, anyhow::Error>((got, h))
         }));
-        let (sent, rate, pairs) = (sent.clone(), p.rate, p.pairs as u64);
+        let (sent, rate, pairs) = (sent.clone(), p.rate, npairs as u64);
         send_tasks.push(tokio::spawn(async move {
             let _keep = _ar;
             let mut buf = String::new();
@@ -126,6 +162,7 @@ pub async fn run(
                     buf.clear();
                     buf.push_str(&message(&to, n, epoch.elapsed().as_micros() as u64));
                     writer.write_all(buf.as_bytes()).await?;
+                    writer.flush().await?;
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
             } else {
@@ -134,6 +171,7 @@ pub async fn run(
                     buf.clear();
                     buf.push_str(&message(&to, n, epoch.elapsed().as_micros() as u64));
                     writer.write_all(buf.as_bytes()).await?;
+                    writer.flush().await?;
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -161,7 +199,7 @@ pub async fn run(
     let delivered_total = delivered.load(Ordering::Relaxed);
     drop(writers);
     Ok(ChatReport {
-        pairs: p.pairs,
+        pairs: npairs,
         rate: p.rate,
         sent: sent_total,
         delivered: delivered_total,

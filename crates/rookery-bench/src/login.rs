@@ -1,13 +1,11 @@
 //! Login storm: connect, authenticate, bind and close, with a bounded number in flight.
+//! Over STARTTLS or direct TLS, each login includes a full TLS handshake.
 
 use crate::conn::{Conn, Target};
 use crate::proc::{Delta, Meter};
-use crate::{Accounts, Latency, Progress, histogram};
+use crate::{Accounts, Latency, histogram, run_bounded};
 use anyhow::Result;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-use tokio::sync::Semaphore;
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct LoginReport {
@@ -20,6 +18,8 @@ pub struct LoginReport {
     pub server: Option<Delta>,
     /// Server CPU per successful login, milliseconds.
     pub server_cpu_per_login_ms: Option<f64>,
+    /// TLS version, cipher suite and key exchange of the first login, if over TLS.
+    pub tls: Option<String>,
 }
 
 pub async fn run(
@@ -29,50 +29,37 @@ pub async fn run(
     concurrency: usize,
     pid: Option<u32>,
 ) -> Result<LoginReport> {
-    let done = Arc::new(AtomicU64::new(0));
-    let _progress = Progress::start("logins", done.clone());
-    let limit = Arc::new(Semaphore::new(concurrency.max(1)));
     let meter = Meter::start(pid)?;
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(logins);
-    for i in 0..logins {
-        let permit = limit.clone().acquire_owned().await?;
-        let (t, user, pw, done) = (
-            target.clone(),
-            accounts.user(i),
-            accounts.password.clone(),
-            done.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let _permit = permit;
+    let results = run_bounded(logins, concurrency, Some("logins"), |i| {
+        let (t, user, pw) = (target.clone(), accounts.user(i), accounts.password.clone());
+        async move {
             let t0 = Instant::now();
-            let r = async {
-                let c = Conn::login(&t, i, &user, &pw).await?;
-                let took = t0.elapsed();
-                c.close().await?;
-                Ok::<_, anyhow::Error>(took)
-            }
-            .await;
-            done.fetch_add(1, Ordering::Relaxed);
-            r
-        }));
-    }
+            let c = Conn::login(&t, i, &user, &pw).await?;
+            let took = t0.elapsed();
+            let tls = if i == 0 { c.tls_info() } else { None };
+            c.close().await?;
+            Ok((took, tls))
+        }
+    })
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let server = meter.stop()?;
     let mut h = histogram();
-    let (mut ok, mut failures, mut first_failure) = (0u64, 0u64, None);
-    for t in tasks {
-        match t.await? {
-            Ok(d) => {
+    let (mut ok, mut failures, mut first_failure, mut tls) = (0u64, 0u64, None, None);
+    for r in results {
+        match r {
+            Ok((d, info)) => {
                 ok += 1;
                 h.saturating_record(d.as_micros() as u64);
+                tls = tls.or(info);
             }
             Err(e) => {
                 failures += 1;
-                first_failure.get_or_insert_with(|| e.to_string());
+                first_failure.get_or_insert_with(|| format!("{e:#}"));
             }
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let server = meter.stop()?;
     Ok(LoginReport {
         logins: ok,
         failures,
@@ -82,5 +69,6 @@ pub async fn run(
         latency: Latency::of(&h),
         server,
         server_cpu_per_login_ms: server.filter(|_| ok > 0).map(|d| d.cpu_s * 1e3 / ok as f64),
+        tls,
     })
 }

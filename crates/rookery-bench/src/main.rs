@@ -3,8 +3,8 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use rookery_bench::conn::{Mechanism, Target};
-use rookery_bench::{Accounts, chat, idle, login};
+use rookery_bench::conn::{Mechanism, Target, TlsMode};
+use rookery_bench::{Accounts, chat, handshake, idle, login};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -12,10 +12,11 @@ use std::time::Duration;
 #[command(
     name = "rookery-bench",
     version,
-    about = "Load an XMPP server on loopback: login storms, 1:1 chat, idle connections"
+    about = "Load an XMPP server on loopback: login storms, TLS handshakes, 1:1 chat, idle connections"
 )]
 struct Cli {
-    /// The server's c2s address (plaintext; loopback).
+    /// The server's c2s address (loopback): its STARTTLS/plaintext port, or its direct TLS
+    /// port with --tls direct.
     #[arg(long, default_value = "127.0.0.1:5222")]
     server: SocketAddr,
     /// The XMPP domain.
@@ -32,6 +33,10 @@ struct Cli {
     /// SCRAM-SHA-1, SCRAM-SHA-256 or PLAIN.
     #[arg(long, default_value = "SCRAM-SHA-1")]
     mechanism: String,
+    /// none (plaintext), starttls, or direct (XEP-0368). Any server certificate is
+    /// accepted (benchmark only); TLS sessions are never resumed.
+    #[arg(long, default_value = "none", value_parser = parse_tls)]
+    tls: TlsMode,
     /// Spread connections over this many source addresses 127.0.0.1 … (for more than
     /// ~28k connections).
     #[arg(long, default_value_t = 1)]
@@ -61,6 +66,14 @@ enum Scenario {
         #[arg(long, default_value_t = 50)]
         concurrency: usize,
     },
+    /// Connect, negotiate TLS (with --tls starttls: stream header, <starttls/>, handshake)
+    /// and close, HANDSHAKES times with CONCURRENCY in flight: the TLS share of a login.
+    Handshake {
+        #[arg(long, default_value_t = 1000)]
+        handshakes: usize,
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+    },
     /// PAIRS senders each send to a receiver: MESSAGES in all, at RATE msg/s (0: as fast as
     /// WINDOW messages in flight per pair allow).
     Chat {
@@ -77,7 +90,8 @@ enum Scenario {
         drain: u64,
     },
     /// Hold CONNECTIONS logged-in connections and measure the server's memory per
-    /// connection.
+    /// connection; then, with ACTIVE_PAIRS, let that many more pairs (the accounts after
+    /// the idle ones) chat at RATE msg/s for ACTIVE_SECS and report their latency.
     Idle {
         #[arg(long, default_value_t = 1000)]
         connections: usize,
@@ -86,12 +100,31 @@ enum Scenario {
         /// Seconds to wait after the last login before reading the server's memory.
         #[arg(long, default_value_t = 3)]
         settle: u64,
+        /// Pairs chatting while the idle connections are held (0: none).
+        #[arg(long, default_value_t = 0)]
+        active_pairs: usize,
+        /// Their total rate, msg/s.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Seconds they chat.
+        #[arg(long, default_value_t = 0)]
+        active_secs: u64,
+        /// Seconds to wait for their stragglers.
+        #[arg(long, default_value_t = 10)]
+        drain: u64,
     },
+}
+
+fn parse_tls(s: &str) -> Result<TlsMode, String> {
+    TlsMode::parse(s).ok_or_else(|| format!("{s:?}: expected none, starttls or direct"))
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    // Every connection is a socket: use all the open files this process may have.
+    let open_files = rookery_bench::raise_open_files_limit()
+        .context("raising the open-file limit to the hard limit")?;
     let mechanism = Mechanism::parse(&cli.mechanism)
         .with_context(|| format!("unknown mechanism {}", cli.mechanism))?;
     let target = Target {
@@ -101,6 +134,7 @@ async fn main() -> Result<()> {
             .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
             .collect(),
         mechanism,
+        tls: cli.tls,
         timeout: Duration::from_secs(cli.timeout),
     };
     let accounts = Accounts {
@@ -124,10 +158,35 @@ async fn main() -> Result<()> {
             if let Some(c) = r.server_cpu_per_login_ms {
                 t.push(("server CPU per login", format!("{c:.3} ms")));
             }
+            if let Some(tls) = &r.tls {
+                t.push(("TLS", tls.clone()));
+            }
             if let Some(f) = &r.first_failure {
                 t.push(("first failure", f.clone()));
             }
             ("login", serde_json::to_value(&r)?, t)
+        }
+        Scenario::Handshake {
+            handshakes,
+            concurrency,
+        } => {
+            let r = handshake::run(&target, handshakes, concurrency, pid).await?;
+            let mut t = vec![
+                ("handshakes", r.handshakes.to_string()),
+                ("failures", r.failures.to_string()),
+                ("handshakes/s", format!("{:.0}", r.handshakes_per_s)),
+                ("latency p50/p90/p99/max ms", lat_ms(&r.latency)),
+            ];
+            if let Some(c) = r.server_cpu_per_handshake_ms {
+                t.push(("server CPU per handshake", format!("{c:.3} ms")));
+            }
+            if let Some(tls) = &r.tls {
+                t.push(("TLS", tls.clone()));
+            }
+            if let Some(f) = &r.first_failure {
+                t.push(("first failure", f.clone()));
+            }
+            ("handshake", serde_json::to_value(&r)?, t)
         }
         Scenario::Chat {
             pairs,
@@ -169,16 +228,28 @@ async fn main() -> Result<()> {
             connections,
             concurrency,
             settle,
+            active_pairs,
+            rate,
+            active_secs,
+            drain,
         } => {
-            let r = idle::run(
-                &target,
-                &accounts,
+            // The idle sockets, the active pairs' and a margin for everything else.
+            let wanted = (connections + 2 * active_pairs + 64) as u64;
+            if wanted > open_files {
+                eprintln!(
+                    "warning: {connections} idle connections and {active_pairs} active pairs need about {wanted} open files; this process may have {open_files}"
+                );
+            }
+            let params = idle::IdleParams {
                 connections,
                 concurrency,
-                Duration::from_secs(settle),
-                pid,
-            )
-            .await?;
+                settle: Duration::from_secs(settle),
+                active_pairs,
+                rate,
+                active_secs,
+                drain: Duration::from_secs(drain),
+            };
+            let r = idle::run(&target, &accounts, &params, pid).await?;
             let mut t = vec![
                 ("connections", r.connections.to_string()),
                 ("login time", format!("{:.1} s", r.login_seconds)),
@@ -193,10 +264,23 @@ async fn main() -> Result<()> {
                 t.push(("RSS per idle connection", format!("{per:.1} KiB")));
                 t.push(("projected for 1M connections", format!("{m:.1} GiB")));
             }
+            if let Some(a) = &r.active {
+                t.push(("active pairs", format!("{} at {} msg/s", a.pairs, a.rate)));
+                t.push((
+                    "active sent/delivered/lost",
+                    format!("{} / {} / {}", a.sent, a.delivered, a.lost),
+                ));
+                t.push(("active latency p50/p90/p99/max ms", lat_ms(&a.latency)));
+            }
             ("idle", serde_json::to_value(&r)?, t)
         }
     };
-    println!("{} — {name} ({})", cli.label, target.mechanism.name());
+    let how = match (name, target.tls) {
+        ("handshake", m) => format!("TLS: {}", m.name()),
+        (_, TlsMode::None) => target.mechanism.name().to_owned(),
+        (_, m) => format!("{}, TLS: {}", target.mechanism.name(), m.name()),
+    };
+    println!("{} — {name} ({how})", cli.label);
     let w = table.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in &table {
         println!("  {k:<w$}  {v}");
@@ -206,6 +290,7 @@ async fn main() -> Result<()> {
             "server": cli.label,
             "scenario": name,
             "mechanism": target.mechanism,
+            "tls": target.tls,
             "report": report,
         });
         let text = serde_json::to_string_pretty(&doc)?;

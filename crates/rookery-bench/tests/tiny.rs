@@ -1,8 +1,8 @@
 //! The load tool runs every scenario, small, against a real server (in this process, so
 //! the "server PID" is our own).
 
-use rookery_bench::conn::{Mechanism, Target};
-use rookery_bench::{Accounts, chat, idle, login};
+use rookery_bench::conn::{Mechanism, Target, TlsMode};
+use rookery_bench::{Accounts, chat, handshake, idle, login};
 use rookery_tests::TestServer;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ async fn setup(mechanism: Mechanism) -> (TestServer, Target, Accounts) {
         domain: "localhost".into(),
         sources: vec![],
         mechanism,
+        tls: TlsMode::None,
         timeout: Duration::from_secs(10),
     };
     let accounts = Accounts {
@@ -76,17 +77,62 @@ async fn chat_delivers_everything_at_a_rate_and_at_saturation() {
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_connections_are_measured() {
     let (_s, target, accounts) = setup(Mechanism::ScramSha1).await;
-    let r = idle::run(
-        &target,
-        &accounts,
-        6,
-        3,
-        Duration::from_millis(100),
-        Some(std::process::id()),
-    )
-    .await
-    .unwrap();
+    let mut p = idle::IdleParams::idle(6);
+    p.concurrency = 3;
+    p.settle = Duration::from_millis(100);
+    let r = idle::run(&target, &accounts, &p, Some(std::process::id()))
+        .await
+        .unwrap();
     assert_eq!(r.connections, 6);
     assert!(r.rss_after_kib.unwrap() > 0);
     assert!(r.projected_gib_per_million.is_some());
+    assert!(r.active.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_active_pair_chats_among_idle_connections_over_tls() {
+    let (_s, mut target, accounts) = setup(Mechanism::ScramSha1).await;
+    target.tls = TlsMode::StartTls;
+    let mut p = idle::IdleParams::idle(4);
+    p.concurrency = 2;
+    p.settle = Duration::from_millis(100);
+    p.active_pairs = 1;
+    p.rate = 40;
+    p.active_secs = 1;
+    p.drain = Duration::from_secs(5);
+    let r = idle::run(&target, &accounts, &p, Some(std::process::id()))
+        .await
+        .unwrap();
+    assert_eq!(r.connections, 4);
+    let a = r.active.expect("the active pair's report");
+    assert_eq!(
+        (a.pairs, a.sent, a.delivered, a.lost),
+        (1, 40, 40, 0),
+        "{a:?}"
+    );
+    assert!(a.latency.p99_us >= a.latency.p50_us && a.latency.p50_us > 0);
+    // 4 idle connections and one more pair need 6 accounts: 5 idle ones do not fit.
+    p.connections = 5;
+    let e = idle::run(&target, &accounts, &p, None).await.unwrap_err();
+    assert!(e.to_string().contains("need 7 accounts"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logins_and_handshakes_over_starttls_and_direct_tls() {
+    let (s, mut target, accounts) = setup(Mechanism::ScramSha1).await;
+    let pid = Some(std::process::id());
+    for (mode, addr) in [(TlsMode::StartTls, s.c2s), (TlsMode::Direct, s.c2s_tls)] {
+        target.tls = mode;
+        target.addr = addr;
+        let r = login::run(&target, &accounts, 4, 2, pid).await.unwrap();
+        assert_eq!((r.logins, r.failures), (4, 0), "{mode:?}: {r:?}");
+        assert!(r.tls.as_deref().unwrap_or("").contains("TLS"), "{r:?}");
+        let h = handshake::run(&target, 4, 2, pid).await.unwrap();
+        assert_eq!((h.handshakes, h.failures), (4, 0), "{mode:?}: {h:?}");
+        assert!(h.server_cpu_per_handshake_ms.is_some());
+        assert!(h.tls.is_some());
+    }
+    target.tls = TlsMode::None;
+    target.addr = s.c2s;
+    assert!(handshake::run(&target, 1, 1, None).await.is_err());
 }
