@@ -10,11 +10,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rookery_sasl::{HashAlgo, ScramClient};
-use rustls::DigitallySignedStruct;
 use rustls::client::Resumption;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::ServerName;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -104,7 +101,7 @@ impl TlsMode {
 /// ALPN for direct TLS).
 ///
 /// BENCHMARK-ONLY CHOICES, never fit for a real client:
-/// - any server certificate is accepted ([`AcceptAnyCertificate`]): the servers run on
+/// - any server certificate is accepted (`rookery_client::accept_any_certificate`): the servers run on
 ///   loopback with self-signed or private-CA certificates made for the run;
 /// - session resumption is off, so every connection pays for a full handshake, as
 ///   thousands of distinct clients would;
@@ -122,65 +119,20 @@ fn tls_config(alpn: bool) -> rustls::ClientConfig {
     use rustls::crypto::aws_lc_rs::{self as provider, kx_group};
     let mut crypto = provider::default_provider();
     crypto.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1];
-    let verifier = AcceptAnyCertificate {
-        algorithms: crypto.signature_verification_algorithms,
-    };
+    // Any certificate, but handshake signatures still checked: the same cryptographic work
+    // as a real client, and a broken server handshake still fails.
+    let verifier = rookery_client::accept_any_certificate(&crypto);
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(crypto))
         .with_safe_default_protocol_versions()
         .expect("the aws-lc-rs provider supports TLS 1.2 and 1.3")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     config.resumption = Resumption::disabled();
     if alpn {
         config.alpn_protocols = vec![b"xmpp-client".to_vec()];
     }
     config
-}
-
-/// BENCHMARK ONLY: trusts whatever certificate the server presents (the servers under test
-/// use self-signed or private-CA certificates on loopback, and a benchmark has no roots to
-/// check them against). The handshake signatures are still verified with the provider's
-/// algorithms, so the client does the same cryptographic work as a real one and a broken
-/// server handshake still fails.
-#[derive(Debug)]
-struct AcceptAnyCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }
 
 /// A connection's byte stream: plaintext TCP or TLS over TCP.

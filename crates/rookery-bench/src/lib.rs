@@ -66,6 +66,45 @@ pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
 }
 
+/// What a storm of timed attempts (logins, handshakes) came to.
+pub struct Tally {
+    pub ok: u64,
+    pub failures: u64,
+    pub first_failure: Option<String>,
+    pub latency: Latency,
+    /// The TLS parameters one attempt reported, if any did.
+    pub tls: Option<String>,
+}
+
+impl Tally {
+    /// Count each attempt's outcome: its duration and TLS parameters, or its error.
+    pub fn of(results: Vec<Result<(Duration, Option<String>)>>) -> Tally {
+        let mut h = histogram();
+        let mut t = Tally {
+            ok: 0,
+            failures: 0,
+            first_failure: None,
+            latency: Latency::default(),
+            tls: None,
+        };
+        for r in results {
+            match r {
+                Ok((d, info)) => {
+                    t.ok += 1;
+                    h.saturating_record(d.as_micros() as u64);
+                    t.tls = t.tls.or(info);
+                }
+                Err(e) => {
+                    t.failures += 1;
+                    t.first_failure.get_or_insert_with(|| format!("{e:#}"));
+                }
+            }
+        }
+        t.latency = Latency::of(&h);
+        t
+    }
+}
+
 /// Prints a progress line to stderr every second until dropped.
 pub struct Progress {
     stop: Arc<AtomicU64>,

@@ -3,7 +3,7 @@
 
 use crate::conn::{Conn, Target};
 use crate::proc::{Delta, Meter};
-use crate::{Accounts, Latency, histogram, run_bounded};
+use crate::{Accounts, Latency, Tally, run_bounded};
 use anyhow::Result;
 use std::time::Instant;
 
@@ -45,28 +45,20 @@ pub async fn run(
     .await?;
     let seconds = started.elapsed().as_secs_f64();
     let server = meter.stop()?;
-    let mut h = histogram();
-    let (mut ok, mut failures, mut first_failure, mut tls) = (0u64, 0u64, None, None);
-    for r in results {
-        match r {
-            Ok((d, info)) => {
-                ok += 1;
-                h.saturating_record(d.as_micros() as u64);
-                tls = tls.or(info);
-            }
-            Err(e) => {
-                failures += 1;
-                first_failure.get_or_insert_with(|| format!("{e:#}"));
-            }
-        }
-    }
+    let Tally {
+        ok,
+        failures,
+        first_failure,
+        latency,
+        tls,
+    } = Tally::of(results);
     Ok(LoginReport {
         logins: ok,
         failures,
         first_failure,
         seconds,
         logins_per_s: ok as f64 / seconds,
-        latency: Latency::of(&h),
+        latency,
         server,
         server_cpu_per_login_ms: server.filter(|_| ok > 0).map(|d| d.cpu_s * 1e3 / ok as f64),
         tls,

@@ -45,6 +45,7 @@ pub use minidom::Element;
 pub use rookery_forms;
 
 pub use adhoc::{AdhocError, CommandItem, CommandSession};
+pub use tls::accept_any_certificate;
 
 /// XML namespaces the client deals with.
 pub(crate) mod ns {

@@ -42,9 +42,7 @@ pub(crate) fn client_config(
     let mut tls = if config.insecure {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert {
-                algorithms: provider.signature_verification_algorithms,
-            }))
+            .with_custom_certificate_verifier(accept_any_certificate(&provider))
             .with_no_client_auth()
     } else {
         let mut roots = rustls::RootCertStore::empty();
@@ -110,7 +108,16 @@ pub(crate) async fn handshake(
 /// A certificate verifier that accepts every server certificate, while still checking that
 /// the handshake signatures are made by the key in the presented certificate.
 ///
-/// Only for tests against deliberately odd servers (`ClientConfig::insecure`).
+/// Only for tests against deliberately odd servers (`ClientConfig::insecure`) and for load
+/// generation against servers with throwaway certificates.
+pub fn accept_any_certificate(
+    provider: &rustls::crypto::CryptoProvider,
+) -> Arc<dyn ServerCertVerifier> {
+    Arc::new(AcceptAnyServerCert {
+        algorithms: provider.signature_verification_algorithms,
+    })
+}
+
 #[derive(Debug)]
 struct AcceptAnyServerCert {
     algorithms: WebPkiSupportedAlgorithms,
