@@ -7,6 +7,7 @@
 //! is built: UTF-8, characters, names, attributes, references and namespace bindings.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::mem;
 
 use minidom::rxml::xml_map::Entry;
@@ -14,7 +15,7 @@ use minidom::rxml::{AttrMap, Namespace, NcName};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use crate::cache::{Elements, Namespaces};
+use crate::cache;
 use crate::scanner::{
     comments_refused, doctype_refused, is_whitespace, processing_instructions_refused,
 };
@@ -184,6 +185,12 @@ pub(crate) fn declaration(bytes: &[u8]) -> Result<(), FramingError> {
     Ok(())
 }
 
+thread_local! {
+    /// Open elements and pending text of the stanza being built, lent to one
+    /// [`Assembler::stanza`] call at a time.
+    static SCRATCH: RefCell<(Vec<Element>, String)> = const { RefCell::new((Vec::new(), String::new())) };
+}
+
 /// A start tag, resolved.
 struct StartTag<'a> {
     name: &'a str,
@@ -202,8 +209,6 @@ pub(crate) struct Assembler {
     open: Vec<Element>,
     /// Character data not yet added to the innermost open element.
     text: String,
-    namespaces: Namespaces,
-    elements: Elements,
 }
 
 impl Assembler {
@@ -214,8 +219,6 @@ impl Assembler {
             prefixed: Vec::new(),
             open: Vec::new(),
             text: String::new(),
-            namespaces: Namespaces::new(),
-            elements: Elements::new(),
         }
     }
 
@@ -260,9 +263,24 @@ impl Assembler {
 
     /// One complete top-level element.
     pub(crate) fn stanza(&mut self, bytes: &[u8]) -> Result<Element, FramingError> {
-        check_chars(bytes)?;
+        // The scratch space for building a stanza is the thread's, lent for the call, so
+        // an idle stream holds none.
+        SCRATCH.with_borrow_mut(|(open, text)| {
+            mem::swap(&mut self.open, open);
+            mem::swap(&mut self.text, text);
+        });
+        let result = self.build(bytes);
         self.open.clear();
         self.text.clear();
+        SCRATCH.with_borrow_mut(|(open, text)| {
+            mem::swap(&mut self.open, open);
+            mem::swap(&mut self.text, text);
+        });
+        result
+    }
+
+    fn build(&mut self, bytes: &[u8]) -> Result<Element, FramingError> {
+        check_chars(bytes)?;
         self.prefixed.clear();
         // quick-xml checks that the bytes are UTF-8 as it reads them.
         let mut reader = Reader::from_reader(bytes);
@@ -344,7 +362,7 @@ impl Assembler {
     /// Open the scope of a start tag and make its element.
     fn element(&mut self, tag: &BytesStart<'_>) -> Result<Element, FramingError> {
         let StartTag { name, ns, attrs } = self.start_tag(tag)?;
-        let mut el = self.elements.get(name, &ns);
+        let mut el = cache::element(name, &ns);
         if !attrs.is_empty() {
             *el.attrs_mut() = attrs;
         }
@@ -429,7 +447,7 @@ impl Assembler {
                     return Err(not_well_formed(RESERVED_URI));
                 }
                 self.scopes
-                    .declare_default(self.namespaces.get(&value))
+                    .declare_default(cache::namespace(&value))
                     .map_err(|_| {
                         not_well_formed(format!("xmlns appears twice on element <{element}>"))
                     })
@@ -447,7 +465,7 @@ impl Assembler {
                     ));
                 }
                 self.scopes
-                    .declare_prefix(ncname(name)?, self.namespaces.get(&value))
+                    .declare_prefix(ncname(name)?, cache::namespace(&value))
                     .map_err(|_| {
                         not_well_formed(format!(
                             "xmlns:{name} appears twice on element <{element}>"

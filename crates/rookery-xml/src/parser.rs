@@ -9,10 +9,6 @@ use crate::assemble::{Assembler, declaration};
 use crate::scanner::{Phase, Scanner, Step};
 use crate::{FramingError, Limits, MAX_HEADER_BYTES, StreamEvent};
 
-/// Capacity of the unit buffer kept after a unit completes; a larger buffer (left by a
-/// large stanza that arrived in pieces) is freed, so that an idle stream holds little.
-const KEEP_BUFFER_BYTES: usize = 1024;
-
 /// Incremental parser for the XML stream a peer sends (RFC 6120 §4).
 ///
 /// Feed it whatever the socket gave; it appends every event completed by those bytes.
@@ -197,10 +193,9 @@ impl StreamParser {
         }
         self.buf.extend_from_slice(&data[from..end]);
         let result = parse(&mut self.assembler, &self.buf);
-        self.buf.clear();
-        if self.buf.capacity() > KEEP_BUFFER_BYTES {
-            self.buf = Vec::new();
-        }
+        // Freed, not kept: a unit arriving in pieces is at most one per read, and an idle
+        // stream then holds no buffer at all.
+        self.buf = Vec::new();
         result
     }
 

@@ -158,13 +158,11 @@ impl Conn {
                 let ev = std::mem::replace(&mut self.events[self.next], StreamEvent::End);
                 self.next += 1;
                 if self.next == self.events.len() {
-                    self.events.clear();
+                    // Freed rather than kept: a quiet connection then holds no event buffer.
+                    self.events = Vec::new();
                     self.next = 0;
                 }
                 return Ok(Some(ev));
-            }
-            if self.events.capacity() > 16 {
-                self.events = Vec::new();
             }
             let n = match self.io.read(&mut self.buf).await {
                 Ok(n) => n,
