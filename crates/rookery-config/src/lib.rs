@@ -54,6 +54,8 @@ pub struct Config {
     pub modules: Modules,
     /// Logging (`[log]`).
     pub log: Log,
+    /// Multi-user chat (`[muc]`).
+    pub muc: Muc,
 }
 
 /// Listening sockets (`[listen]`).
@@ -147,6 +149,23 @@ pub struct Modules {
     pub version_show_os: bool,
 }
 
+/// Multi-user chat, XEP-0045 (`[muc]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Muc {
+    /// Whether the MUC service runs. Default true.
+    pub enabled: bool,
+    /// The service's domain is `<subdomain>.<host>` for each host. Default `conference`.
+    pub subdomain: String,
+    /// Who may create rooms: `"users"` (any local user) or `"admins"`. Default `users`.
+    pub create: String,
+    /// Messages kept for history on join, per room, at most. Default 50.
+    pub max_history: usize,
+    /// Occupants per room, at most (the owner may set a lower limit). Default 1000.
+    pub max_occupants: usize,
+    /// Longest subject, in characters. Default 1024.
+    pub max_subject_chars: usize,
+}
+
 /// Logging (`[log]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Log {
@@ -169,6 +188,20 @@ impl Default for Config {
             auth: Auth::default(),
             modules: Modules::default(),
             log: Log::default(),
+            muc: Muc::default(),
+        }
+    }
+}
+
+impl Default for Muc {
+    fn default() -> Self {
+        Muc {
+            enabled: true,
+            subdomain: "conference".to_owned(),
+            create: "users".to_owned(),
+            max_history: 50,
+            max_occupants: 1000,
+            max_subject_chars: 1024,
         }
     }
 }
@@ -355,7 +388,7 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
 }
 
 const TOP_KEYS: &[&str] = &[
-    "hosts", "admins", "data_dir", "listen", "tls", "limits", "auth", "modules", "log",
+    "hosts", "admins", "data_dir", "listen", "tls", "limits", "auth", "modules", "log", "muc",
 ];
 const LISTEN_KEYS: &[&str] = &["c2s", "c2s_tls", "admin_socket"];
 const TLS_KEYS: &[&str] = &["cert", "key"];
@@ -382,6 +415,15 @@ const AUTH_KEYS: &[&str] = &[
 ];
 const MODULES_KEYS: &[&str] = &["disabled", "version_show_os"];
 const LOG_KEYS: &[&str] = &["level"];
+const MUC_KEYS: &[&str] = &[
+    "enabled",
+    "subdomain",
+    "create",
+    "max_history",
+    "max_occupants",
+    "max_subject_chars",
+];
+const MUC_CREATE: &[&str] = &["users", "admins"];
 const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 const AUTH_BACKENDS: &[&str] = &["internal"];
 
@@ -682,6 +724,11 @@ impl Checker {
                         self.log(&section, &mut config.log);
                     }
                 }
+                "muc" => {
+                    if let Some(section) = self.section("muc", MUC_KEYS, entry) {
+                        self.muc(&section, &mut config.muc);
+                    }
+                }
                 _ => self.unknown(&top, entry),
             }
         }
@@ -964,6 +1011,68 @@ impl Checker {
                 "version_show_os" => {
                     if let Some(v) = self.boolean(path, entry) {
                         out.version_show_os = v;
+                    }
+                }
+                _ => self.unknown(section, entry),
+            }
+        }
+    }
+
+    fn muc(&mut self, section: &Section<'_>, out: &mut Muc) {
+        for entry in &section.entries {
+            let path = section.path(entry.name);
+            let path = path.as_str();
+            match entry.name {
+                "enabled" => {
+                    if let Some(v) = self.boolean(path, entry) {
+                        out.enabled = v;
+                    }
+                }
+                "subdomain" => {
+                    let Some(v) = self.non_empty(path, entry) else {
+                        continue;
+                    };
+                    let valid = v.split('.').all(|label| {
+                        !label.is_empty()
+                            && label
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    });
+                    if valid {
+                        out.subdomain = v.to_ascii_lowercase();
+                    } else {
+                        let message = format!(
+                            "{path}: {v:?} is not a domain label (letters, digits and '-', \
+                             labels separated by '.')"
+                        );
+                        self.report(entry.value_at, message);
+                    }
+                }
+                "create" => {
+                    let Some(v) = self.string(path, entry) else {
+                        continue;
+                    };
+                    if MUC_CREATE.contains(&v) {
+                        out.create = v.to_owned();
+                    } else {
+                        let message =
+                            format!("{path}: {v:?} is not one of {}", quoted_list(MUC_CREATE));
+                        self.report(entry.value_at, message);
+                    }
+                }
+                "max_history" => {
+                    if let Some(v) = self.integer(path, entry, 0..=10_000) {
+                        out.max_history = v;
+                    }
+                }
+                "max_occupants" => {
+                    if let Some(v) = self.integer(path, entry, 1..=100_000) {
+                        out.max_occupants = v;
+                    }
+                }
+                "max_subject_chars" => {
+                    if let Some(v) = self.integer(path, entry, 1..=65_536) {
+                        out.max_subject_chars = v;
                     }
                 }
                 _ => self.unknown(section, entry),

@@ -83,6 +83,7 @@ fn example_documents_every_key() {
         ("auth", AUTH_KEYS),
         ("modules", MODULES_KEYS),
         ("log", LOG_KEYS),
+        ("muc", MUC_KEYS),
     ];
     for key in TOP_KEYS {
         if sections.iter().any(|(name, _)| name == key) {
@@ -153,6 +154,14 @@ version_show_os = true
 
 [log]
 level = "debug"
+
+[muc]
+enabled = false
+subdomain = "rooms"
+create = "admins"
+max_history = 10
+max_occupants = 600
+max_subject_chars = 200
 "#,
         cert.display(),
         key.display()
@@ -200,6 +209,14 @@ level = "debug"
             },
             log: Log {
                 level: "debug".into()
+            },
+            muc: Muc {
+                enabled: false,
+                subdomain: "rooms".into(),
+                create: "admins".into(),
+                max_history: 10,
+                max_occupants: 600,
+                max_subject_chars: 200,
             },
         }
     );

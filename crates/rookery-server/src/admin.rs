@@ -30,6 +30,11 @@ pub enum AdminRequest {
     UserList {
         host: String,
     },
+    /// Shared groups of one host (`rookery group …`).
+    Group {
+        host: String,
+        op: crate::modules::groups::GroupOp,
+    },
     /// Online sessions and uptime.
     Status,
     /// The ad-hoc commands of the first host: items are `node<TAB>name`.
@@ -135,7 +140,14 @@ pub async fn execute(target: AdminTarget<'_>, req: AdminRequest) -> AdminRespons
                 AdminTarget::Running(server) => {
                     accounts::remove(server, &jid, "your account has been deleted").await
                 }
-                AdminTarget::Offline { .. } => accounts::delete(stores, &jid).await,
+                AdminTarget::Offline { .. } => {
+                    let deleted = accounts::delete(stores, &jid).await;
+                    if deleted.is_ok() {
+                        // What the running server's UserDeleted hook would do.
+                        crate::modules::groups::user_deleted(stores, &jid).await;
+                    }
+                    deleted
+                }
             };
             if let Err(e) = result {
                 return AdminResponse::err(e);
@@ -165,6 +177,20 @@ pub async fn execute(target: AdminTarget<'_>, req: AdminRequest) -> AdminRespons
                     command: None,
                 },
                 Err(e) => AdminResponse::err(e),
+            }
+        }
+        AdminRequest::Group { host, op } => {
+            let server = match target {
+                AdminTarget::Running(server) => Some(server),
+                AdminTarget::Offline { .. } => None,
+            };
+            let (ok, message, items) =
+                crate::modules::groups::admin(server, stores, config, &host, op).await;
+            AdminResponse {
+                ok,
+                message,
+                items,
+                command: None,
             }
         }
         AdminRequest::Status => match target {

@@ -126,6 +126,7 @@ pub enum Condition {
     NotAuthorized,
     PolicyViolation,
     RecipientUnavailable,
+    RegistrationRequired,
     RemoteServerNotFound,
     RemoteServerTimeout,
     ResourceConstraint,
@@ -152,6 +153,7 @@ impl Condition {
             NotAuthorized => "not-authorized",
             PolicyViolation => "policy-violation",
             RecipientUnavailable => "recipient-unavailable",
+            RegistrationRequired => "registration-required",
             RemoteServerNotFound => "remote-server-not-found",
             RemoteServerTimeout => "remote-server-timeout",
             ResourceConstraint => "resource-constraint",
@@ -167,7 +169,9 @@ impl Condition {
         use Condition::*;
         match self {
             BadRequest | JidMalformed | NotAcceptable | PolicyViolation => ErrorType::Modify,
-            Forbidden | NotAuthorized | SubscriptionRequired => ErrorType::Auth,
+            Forbidden | NotAuthorized | RegistrationRequired | SubscriptionRequired => {
+                ErrorType::Auth
+            }
             InternalServerError | RecipientUnavailable | RemoteServerTimeout
             | ResourceConstraint | UnexpectedRequest => ErrorType::Wait,
             _ => ErrorType::Cancel,

@@ -11,6 +11,7 @@ pub mod im;
 pub mod logins;
 pub mod module;
 pub mod modules;
+pub mod muc;
 pub mod ns;
 pub mod router;
 pub mod server;

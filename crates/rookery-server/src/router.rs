@@ -18,6 +18,11 @@ use minidom::Element;
 #[async_trait]
 pub trait Route: Send + Sync {
     async fn route(&self, server: &Server, stanza: Element);
+    /// The service itself, for features that need its concrete type (e.g. the contest
+    /// service reading a MUC room).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// The stanza's `type`, or its default.

@@ -37,6 +37,8 @@ struct Inner {
     /// The configuration file the server was started with, for `reload`.
     config_path: std::sync::Mutex<Option<PathBuf>>,
     logins: crate::logins::LoginLog,
+    /// Shared group contacts per user, for rosters and presence.
+    groups: crate::modules::groups::Cache,
 }
 
 /// How an administrator asked the server to end.
@@ -81,6 +83,7 @@ impl Server {
             started: Instant::now(),
             auth_failures: DashMap::new(),
             logins: Default::default(),
+            groups: Default::default(),
         }));
         for module in crate::modules::builtin() {
             server.load_module(module.as_ref());
@@ -169,6 +172,11 @@ impl Server {
 
     pub(crate) fn login_log(&self) -> &crate::logins::LoginLog {
         &self.0.logins
+    }
+
+    /// The shared group contacts cached for rosters and presence.
+    pub fn groups_cache(&self) -> &crate::modules::groups::Cache {
+        &self.0.groups
     }
 
     pub fn shutdown_token(&self) -> &CancellationToken {

@@ -17,6 +17,50 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// A stanza serialised once for many recipients (a groupchat message to every occupant of
+/// a room): written as `head`, ` to='…'` and `tail`, so each recipient costs a copy of
+/// bytes, not a tree and a serialisation.
+#[derive(Debug)]
+pub struct Prepared {
+    head: Box<str>,
+    tail: Box<str>,
+}
+
+impl Prepared {
+    /// `stanza` (whose `to` is ignored), serialised for c2s streams.
+    pub fn new(stanza: &Element) -> Arc<Prepared> {
+        let mut s = stanza.clone();
+        s.attrs_mut().remove(&crate::xml::no_ns(), "to");
+        let bytes = rookery_xml::serialize(&s, crate::ns::CLIENT);
+        let text = String::from_utf8(bytes).expect("serialised XML is UTF-8");
+        // Split right after the element name: `<message` | ` from='…' …>…</message>`.
+        let at = text[1..]
+            .find([' ', '>', '/'])
+            .map_or(text.len(), |i| i + 1);
+        Arc::new(Prepared {
+            head: text[..at].into(),
+            tail: text[at..].into(),
+        })
+    }
+
+    /// The bytes for one recipient.
+    pub fn write_to(&self, to: &str, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.head.as_bytes());
+        out.extend_from_slice(b" to='");
+        out.extend_from_slice(crate::xml::escape(to).as_bytes());
+        out.push(b'\'');
+        out.extend_from_slice(self.tail.as_bytes());
+    }
+}
+
+/// What a session writes to its client.
+#[derive(Debug)]
+pub enum Outgoing {
+    Stanza(Element),
+    /// A prepared stanza and the recipient's JID.
+    Prepared(Arc<Prepared>, Box<str>),
+}
+
 /// A session's bounded queue of stanzas waiting to be written to its client.
 ///
 /// A plain deque under a mutex plus a [`Notify`], rather than a channel: it costs nothing
@@ -31,7 +75,7 @@ pub struct Outbox {
 
 #[derive(Debug, Default)]
 struct Queue {
-    stanzas: VecDeque<Element>,
+    stanzas: VecDeque<Outgoing>,
     closed: bool,
 }
 
@@ -54,7 +98,7 @@ impl Outbox {
     }
 
     /// Queue a stanza and wake the writer.
-    pub fn push(&self, stanza: Element) -> Result<(), PushError> {
+    pub fn push(&self, stanza: Outgoing) -> Result<(), PushError> {
         {
             let mut q = self.queue.lock().unwrap();
             if q.closed {
@@ -70,7 +114,7 @@ impl Outbox {
     }
 
     /// Move up to `max` queued stanzas into `out`, oldest first; returns how many.
-    pub fn take(&self, out: &mut Vec<Element>, max: usize) -> usize {
+    pub fn take(&self, out: &mut Vec<Outgoing>, max: usize) -> usize {
         let mut q = self.queue.lock().unwrap();
         let n = q.stanzas.len().min(max);
         out.extend(q.stanzas.drain(..n));
@@ -87,11 +131,18 @@ impl Outbox {
         self.ready.notified().await
     }
 
-    /// Refuse further stanzas and return what was queued but never taken.
+    /// Refuse further stanzas and return what was queued but never taken (prepared
+    /// stanzas, groupchat messages that are never rerouted, are dropped).
     pub fn close(&self) -> Vec<Element> {
         let mut q = self.queue.lock().unwrap();
         q.closed = true;
-        std::mem::take(&mut q.stanzas).into()
+        std::mem::take(&mut q.stanzas)
+            .into_iter()
+            .filter_map(|o| match o {
+                Outgoing::Stanza(s) => Some(s),
+                Outgoing::Prepared(..) => None,
+            })
+            .collect()
     }
 }
 
@@ -146,7 +197,16 @@ impl SessionHandle {
     /// Queue a stanza for the client. Returns false when the session is gone or its queue is
     /// full; in the latter case the session is ended with `policy-violation`.
     pub fn send(&self, stanza: Element) -> bool {
-        match self.outbox.push(stanza) {
+        self.queue(Outgoing::Stanza(stanza))
+    }
+
+    /// Queue a prepared stanza for the client, as [`send`](Self::send).
+    pub fn send_prepared(&self, stanza: &Arc<Prepared>) -> bool {
+        self.queue(Outgoing::Prepared(stanza.clone(), self.jid.as_str().into()))
+    }
+
+    fn queue(&self, item: Outgoing) -> bool {
+        match self.outbox.push(item) {
             Ok(()) => true,
             Err(PushError::Full) => {
                 tracing::warn!(jid = %self.jid, "outbound queue full; ending the session");
@@ -297,5 +357,52 @@ impl SessionManager {
 
     pub fn count(&self) -> usize {
         self.users.iter().map(|e| e.value().len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(bytes: &[u8]) -> Element {
+        let mut p = rookery_xml::StreamParser::new(rookery_xml::Limits::default());
+        let mut events = Vec::new();
+        let mut doc = b"<stream:stream xmlns='jabber:client' \
+            xmlns:stream='http://etherx.jabber.org/streams'>"
+            .to_vec();
+        doc.extend_from_slice(bytes);
+        p.feed(&doc, &mut events).unwrap();
+        match events.pop() {
+            Some(rookery_xml::StreamEvent::Stanza(s)) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_prepared_stanza_is_the_stanza_addressed_to_each_recipient() {
+        for xml in [
+            "<message from='room@conference.example.org/a&amp;b' type='groupchat'><body>x &lt; y</body></message>",
+            "<message/>",
+            "<presence from='r@c.example.org/n'/>",
+        ] {
+            let stanza = parse(xml.as_bytes());
+            let prepared = Prepared::new(&stanza);
+            for to in ["bob@example.org/phone", "o'brien@example.org/r"] {
+                let mut bytes = Vec::new();
+                prepared.write_to(to, &mut bytes);
+                let mut expected = stanza.clone();
+                expected.attrs_mut().insert(
+                    crate::xml::no_ns(),
+                    "to".try_into().unwrap(),
+                    to.to_owned(),
+                );
+                assert_eq!(
+                    parse(&bytes),
+                    expected,
+                    "{}",
+                    String::from_utf8_lossy(&bytes)
+                );
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! The server talks to storage only through the narrow, per-concern traits in
 //! this crate ([`AccountStore`], [`RosterStore`], [`OfflineStore`],
-//! [`UserDataStore`], [`BlocklistStore`], [`LastActivityStore`]), bundled as
+//! [`UserDataStore`], [`BlocklistStore`], [`LastActivityStore`], [`GroupStore`]), bundled as
 //! trait objects in [`Stores`], so it never names a backend.
 //!
 //! The one backend today is [`sqlite::SqliteStore`]. It goes through sqlx's
@@ -374,8 +374,152 @@ pub trait LastActivityStore: Send + Sync {
 }
 
 // ---------------------------------------------------------------------------
+// Shared groups
+// ---------------------------------------------------------------------------
+
+/// A shared group of one host: named by the administrators, optionally shown in its
+/// members' rosters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// The host the group belongs to.
+    pub host: String,
+    /// The group's id: a nodeprepped JID localpart such as `halls`.
+    pub id: String,
+    /// The display name (one non-empty line), e.g. `Halls`; the roster group name.
+    pub name: String,
+    /// Whether the members see each other in their rosters.
+    pub show_in_roster: bool,
+}
+
+/// Shared groups (like Prosody's mod_groups and ejabberd's shared roster groups):
+/// per host, groups with an id, a display name and a "show in roster" flag, whose
+/// members are bare JID strings (of this host's users or of anyone else).
+///
+/// Ids and members are stored verbatim: the caller nodepreps and normalises them.
+#[async_trait]
+pub trait GroupStore: Send + Sync {
+    /// Creates a group without members; `false` (and nothing changed) if a group with
+    /// this id exists on `host` already.
+    ///
+    /// Fails with [`StoreError::Invalid`] if the id is empty or the name is empty or
+    /// contains a newline.
+    async fn create_group(
+        &self,
+        host: &str,
+        id: &str,
+        name: &str,
+        show_in_roster: bool,
+    ) -> Result<bool>;
+
+    /// Removes the group and all its memberships; `false` if there was no such group.
+    async fn delete_group(&self, host: &str, id: &str) -> Result<bool>;
+
+    /// The groups of `host`, sorted by id.
+    async fn groups(&self, host: &str) -> Result<Vec<Group>>;
+
+    /// One group, if it exists.
+    async fn group(&self, host: &str, id: &str) -> Result<Option<Group>>;
+
+    /// Changes a group's display name and roster flag; `false` if there is no such group.
+    ///
+    /// Fails with [`StoreError::Invalid`] if the name is empty or contains a newline.
+    async fn set_group(
+        &self,
+        host: &str,
+        id: &str,
+        name: &str,
+        show_in_roster: bool,
+    ) -> Result<bool>;
+
+    /// Adds members (idempotent); returns the ones that were newly added, in the order
+    /// of `members` and without duplicates.
+    ///
+    /// Fails with [`StoreError::Invalid`] if there is no such group.
+    async fn add_members(&self, host: &str, id: &str, members: &[String]) -> Result<Vec<String>>;
+
+    /// Removes members; returns the ones that were members, in the order of `members`.
+    /// Nothing is removed (and nothing returned) if there is no such group.
+    async fn remove_members(&self, host: &str, id: &str, members: &[String])
+    -> Result<Vec<String>>;
+
+    /// The members of a group, sorted (empty for a group that does not exist).
+    async fn members(&self, host: &str, id: &str) -> Result<Vec<String>>;
+
+    /// The groups of `host` that `member` belongs to, sorted by id.
+    async fn groups_of(&self, host: &str, member: &str) -> Result<Vec<Group>>;
+
+    /// Who `member` sees through the groups of `host` shown in rosters: each other
+    /// member of such a group with the display name of that group, as (contact, group
+    /// name) pairs sorted by contact, then name, without duplicates. One query, for the
+    /// roster and presence paths.
+    async fn shown_contacts(&self, host: &str, member: &str) -> Result<Vec<(String, String)>>;
+
+    /// Removes `member` from every group of every host (its account was deleted);
+    /// returns how many memberships went. [`AccountStore::delete_account`] leaves
+    /// memberships alone (members need not be accounts here); the server calls this.
+    async fn remove_member_everywhere(&self, member: &str) -> Result<u64>;
+}
+
+// ---------------------------------------------------------------------------
 // Bundle
 // ---------------------------------------------------------------------------
+
+// ---------------------------------------------------------------------------
+// Multi-user chat rooms
+// ---------------------------------------------------------------------------
+
+/// A persistent multi-user chat room as stored: its configuration (a JSON document the
+/// MUC service owns), its subject and its affiliations.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredRoom {
+    /// The room's localpart (nodeprepped), e.g. `neerc`.
+    pub room: String,
+    /// The room configuration, serialised by the MUC service.
+    pub config: String,
+    /// The current subject (empty: none) and the nick that set it.
+    pub subject: String,
+    /// Who set the subject (a nick), empty if unknown.
+    pub subject_by: String,
+    /// Affiliations other than `none`, sorted by JID.
+    pub affiliations: Vec<StoredAffiliation>,
+}
+
+/// One affiliation of a room: a bare JID (of a user, a server or a group) and what it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAffiliation {
+    /// The bare JID the affiliation is for.
+    pub jid: String,
+    /// `owner`, `admin`, `member` or `outcast`.
+    pub affiliation: String,
+    /// The reason given when it was set (may be empty).
+    pub reason: String,
+}
+
+/// Rooms of the multi-user chat service (XEP-0045) that outlive their occupants.
+///
+/// `service` is the MUC service's domain (e.g. `conference.example.org`).
+#[async_trait]
+pub trait MucStore: Send + Sync {
+    /// Every stored room of the service, with its affiliations, sorted by room.
+    async fn rooms(&self, service: &str) -> Result<Vec<StoredRoom>>;
+
+    /// Creates the room or replaces its configuration and subject (not its
+    /// affiliations, which [`MucStore::set_affiliation`] changes).
+    async fn save_room(&self, service: &str, room: &StoredRoom) -> Result<()>;
+
+    /// Removes the room and its affiliations; `false` if there was no such room.
+    async fn delete_room(&self, service: &str, room: &str) -> Result<bool>;
+
+    /// Sets (or with `affiliation` = `none`, removes) one affiliation of a stored room.
+    async fn set_affiliation(
+        &self,
+        service: &str,
+        room: &str,
+        jid: &str,
+        affiliation: &str,
+        reason: &str,
+    ) -> Result<()>;
+}
 
 /// All stores of one backend, as trait objects, so the server never names a backend.
 #[derive(Clone)]
@@ -392,6 +536,10 @@ pub struct Stores {
     pub blocklist: Arc<dyn BlocklistStore>,
     /// Last activity.
     pub last_activity: Arc<dyn LastActivityStore>,
+    /// Shared groups.
+    pub groups: Arc<dyn GroupStore>,
+    /// Persistent multi-user chat rooms.
+    pub muc: Arc<dyn MucStore>,
 }
 
 impl Stores {
@@ -404,6 +552,8 @@ impl Stores {
             + UserDataStore
             + BlocklistStore
             + LastActivityStore
+            + GroupStore
+            + MucStore
             + 'static,
     {
         Stores {
@@ -412,7 +562,9 @@ impl Stores {
             offline: backend.clone(),
             user_data: backend.clone(),
             blocklist: backend.clone(),
-            last_activity: backend,
+            last_activity: backend.clone(),
+            groups: backend.clone(),
+            muc: backend,
         }
     }
 }

@@ -29,6 +29,9 @@ use crate::{
     Result, RosterItem, RosterStore, StoreError, Stores, UserDataStore, now_us,
 };
 
+mod groups;
+mod muc;
+
 /// The schema, embedded at compile time from `migrations/sqlite`.
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 

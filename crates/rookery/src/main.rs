@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod adhoc;
+mod group;
 mod render;
 
 use anyhow::{Context, Result, bail};
@@ -33,6 +34,8 @@ enum Command {
     /// Manage accounts (works whether or not the server is running).
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage shared groups (works whether or not the server is running).
+    Group(group::GroupArgs),
     /// Show whether the server runs, its uptime and sessions.
     Status,
     /// Ad-hoc commands (XEP-0050) over XMPP, logged in as an account.
@@ -133,6 +136,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Admin(cmd) => adhoc::admin(cmd, &config).await,
         Command::Status => {
             let resp = admin_request(&config, AdminRequest::Status).await?;
+            Ok(report(resp))
+        }
+        Command::Group(args) => {
+            let resp = admin_request(&config, group::request(args, &config)?).await?;
             Ok(report(resp))
         }
         Command::User(cmd) => {

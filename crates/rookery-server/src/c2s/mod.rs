@@ -196,20 +196,24 @@ impl Conn {
         self.io.flush().await
     }
 
-    /// Serialise and send stanzas in one write.
-    pub async fn send_stanzas(
+    /// Serialise and send queued stanzas in one write.
+    pub async fn send_outgoing(
         &mut self,
-        stanzas: impl IntoIterator<Item = minidom::Element>,
+        items: impl IntoIterator<Item = crate::sm::Outgoing>,
     ) -> std::io::Result<()> {
         let mut buf = std::mem::take(&mut self.write_buf);
         buf.clear();
-        for s in stanzas {
-            rookery_xml::serialize_into(&s, ns::CLIENT, &mut buf);
+        for item in items {
+            match item {
+                crate::sm::Outgoing::Stanza(s) => {
+                    rookery_xml::serialize_into(&s, ns::CLIENT, &mut buf)
+                }
+                crate::sm::Outgoing::Prepared(p, to) => p.write_to(&to, &mut buf),
+            }
         }
         let r = self.send_raw(&buf).await;
         buf.clear();
         if buf.capacity() > WRITE_KEEP {
-            // Don't hold a burst's buffer on a quiet connection.
             buf = Vec::new();
         }
         self.write_buf = buf;
@@ -217,7 +221,7 @@ impl Conn {
     }
 
     pub async fn send_stanza(&mut self, s: minidom::Element) -> std::io::Result<()> {
-        self.send_stanzas([s]).await
+        self.send_outgoing([crate::sm::Outgoing::Stanza(s)]).await
     }
 
     /// Our stream header for the current stream.

@@ -3,13 +3,13 @@
 
 use super::negotiation::{Authenticated, next_element};
 use super::{Conn, End, random_id};
-use crate::error::{StanzaError, StreamCondition, StreamError};
+use crate::error::{Condition, StanzaError, StreamCondition, StreamError};
 use crate::im::presence;
 use crate::module::{Address, Direction, Event, Verdict};
 use crate::ns;
 use crate::router::stanza_type;
 use crate::server::Server;
-use crate::sm::SessionHandle;
+use crate::sm::{Outgoing, SessionHandle};
 use crate::xml::{ElementExt, IqType, el, iq_result};
 use jid::{FullJid, Jid};
 use minidom::Element;
@@ -141,7 +141,7 @@ async fn session_loop(
     tokio::pin!(killed, shutdown, tick);
     let mut last_read = Instant::now();
     let mut last_io = last_read;
-    let mut batch: Vec<Element> = Vec::new();
+    let mut batch: Vec<Outgoing> = Vec::new();
     loop {
         tokio::select! {
             biased;
@@ -151,8 +151,14 @@ async fn session_loop(
                 let mut pending = Vec::new();
                 handle.outbox.take(&mut pending, usize::MAX);
                 if !pending.is_empty() {
-                    let copy = pending.clone();
-                    let sent = tokio::time::timeout(Duration::from_secs(2), conn.send_stanzas(pending)).await;
+                    let copy: Vec<Element> = pending
+                        .iter()
+                        .filter_map(|o| match o {
+                            Outgoing::Stanza(s) => Some(s.clone()),
+                            Outgoing::Prepared(..) => None,
+                        })
+                        .collect();
+                    let sent = tokio::time::timeout(Duration::from_secs(2), conn.send_outgoing(pending)).await;
                     if !matches!(sent, Ok(Ok(()))) {
                         // Not written: rather deliver a message twice than lose it.
                         for s in copy {
@@ -173,7 +179,7 @@ async fn session_loop(
                     // fills its queue and ends the session, which must win over the stuck
                     // write.
                     tokio::select! {
-                        r = conn.send_stanzas(batch.drain(..)) => if let Err(e) = r {
+                        r = conn.send_outgoing(batch.drain(..)) => if let Err(e) = r {
                             return End::Io(e);
                         },
                         _ = &mut killed => return ended(),
@@ -262,8 +268,19 @@ async fn inbound(
             }
             Some(j)
         }
-        Some(Err(_)) => {
-            server.route(stanza).await;
+        Some(Err(e)) => {
+            // Answered here: an error "from" an address that does not parse would not
+            // reach the client as presence (RFC 6120 §8.3.1 lets the server be the
+            // sender, which an absent 'from' means).
+            if !matches!(stanza_type(&stanza), "error" | "result") {
+                let mut reply = StanzaError::new(
+                    Condition::JidMalformed,
+                    format!("the 'to' address is not a valid JID: {e}"),
+                )
+                .bounce(&stanza);
+                reply.remove_attr("from");
+                session.send(reply);
+            }
             return Ok(());
         }
         None => None,

@@ -4,15 +4,19 @@
 //! user (`outbound_subscription`) and to the user (`inbound_subscription`) change stored
 //! items, push them to *interested* resources and route or deliver the presence stanza.
 //! Pending-in requests and pre-approvals are stored, so they survive restarts.
+//! Shared group contacts (`modules/groups.rs`) are merged in where the roster is read
+//! (roster get and pushes, presence subscribers and probes), never stored.
 
 use crate::error::StanzaError;
 use crate::module::{Address, IqRequest, IqResult, Module, ModuleContext};
+use crate::modules::groups;
 use crate::ns;
 use crate::server::Server;
 use crate::xml::{ElementExt, IqType, el};
 use jid::{BareJid, Jid};
 use minidom::Element;
 use rookery_storage::{RosterItem, Subscription};
+use std::collections::HashSet;
 
 pub struct Roster;
 
@@ -64,12 +68,14 @@ async fn get(req: IqRequest) -> IqResult {
         s.state.lock().unwrap().interested = true;
     }
     let (host, node) = user_parts(&user);
-    let (version, items) = req.server.stores().roster.roster(host, node).await?;
-    let ver = version.to_string();
+    let (version, mut items) = req.server.stores().roster.roster(host, node).await?;
+    let extras = groups::roster_extras(&req.server, &user).await;
+    let ver = groups::roster_version(version, &extras);
     if req.payload().get_attr("ver") == Some(ver.as_str()) {
         // RFC 6121 §2.6.3: the client's copy is current; changes come as pushes.
         return Ok(None);
     }
+    groups::merge_roster(&mut items, &extras);
     let mut q = el("query", ns::ROSTER).with_attr("ver", &ver);
     for item in items.iter().filter(|i| i.in_roster) {
         q.append_child(item_element(item));
@@ -219,7 +225,9 @@ async fn save_and_push(
             .0
     };
     if item.in_roster {
-        push(server, user, version, item_element(item));
+        let mut shown = item.clone();
+        groups::merge_item(&mut shown, &groups::roster_extras(server, user).await);
+        push(server, user, version, item_element(&shown));
     }
     Ok(())
 }
@@ -498,13 +506,36 @@ pub async fn contacts(server: &Server, user: &BareJid) -> (Vec<BareJid>, Vec<Bar
             from.push(j);
         }
     }
+    // Shared group contacts: subscribed both ways.
+    let extras = groups::roster_extras(server, user).await;
+    if !extras.is_empty() {
+        let (known_to, known_from): (HashSet<BareJid>, HashSet<BareJid>) =
+            (to.iter().cloned().collect(), from.iter().cloned().collect());
+        for extra in extras.iter() {
+            let Ok(j) = BareJid::new(&extra.contact) else {
+                continue;
+            };
+            if !known_to.contains(&j) {
+                to.push(j.clone());
+            }
+            if !known_from.contains(&j) {
+                from.push(j);
+            }
+        }
+    }
     (to, from)
 }
 
 /// The subscription `user` has with `contact`.
 pub async fn subscription(server: &Server, user: &BareJid, contact: &BareJid) -> Subscription {
-    load(server, user, contact)
+    let stored = load(server, user, contact)
         .await
         .map(|i| i.subscription)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    if stored != Subscription::Both
+        && groups::is_shared_contact(&groups::roster_extras(server, user).await, contact.as_str())
+    {
+        return Subscription::Both;
+    }
+    stored
 }

@@ -4,6 +4,7 @@ pub mod adhoc;
 pub mod admin_commands;
 pub mod blocking;
 pub mod disco;
+pub mod groups;
 pub mod last;
 pub mod offline;
 pub mod ping;
@@ -33,5 +34,7 @@ pub fn builtin() -> Vec<Box<dyn Module>> {
         Box::new(blocking::Blocking::default()),
         Box::new(offline::Offline),
         Box::new(register::Register),
+        Box::new(groups::Groups),
+        Box::new(crate::muc::Muc),
     ]
 }
