@@ -56,6 +56,8 @@ pub struct Config {
     pub log: Log,
     /// Multi-user chat (`[muc]`).
     pub muc: Muc,
+    /// The NEERC contest service (`[neerc]`).
+    pub neerc: Neerc,
 }
 
 /// Listening sockets (`[listen]`).
@@ -166,6 +168,20 @@ pub struct Muc {
     pub max_subject_chars: usize,
 }
 
+/// The NEERC contest service (`[neerc]`): tasks and users of a contest room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neerc {
+    /// Whether the service runs. Default true.
+    pub enabled: bool,
+    /// The service's domain is `<subdomain>.<host>` for each host. Default `neerc`.
+    pub subdomain: String,
+    /// The MUC room served when the service JID has no local part. Default `neerc`.
+    pub default_room: String,
+    /// Accept any status change of an assigned user, as the original service did,
+    /// instead of enforcing the task state machine. Default false.
+    pub lax_status: bool,
+}
+
 /// Logging (`[log]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Log {
@@ -189,6 +205,18 @@ impl Default for Config {
             modules: Modules::default(),
             log: Log::default(),
             muc: Muc::default(),
+            neerc: Neerc::default(),
+        }
+    }
+}
+
+impl Default for Neerc {
+    fn default() -> Self {
+        Neerc {
+            enabled: true,
+            subdomain: "neerc".to_owned(),
+            default_room: "neerc".to_owned(),
+            lax_status: false,
         }
     }
 }
@@ -389,6 +417,7 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
 
 const TOP_KEYS: &[&str] = &[
     "hosts", "admins", "data_dir", "listen", "tls", "limits", "auth", "modules", "log", "muc",
+    "neerc",
 ];
 const LISTEN_KEYS: &[&str] = &["c2s", "c2s_tls", "admin_socket"];
 const TLS_KEYS: &[&str] = &["cert", "key"];
@@ -424,6 +453,7 @@ const MUC_KEYS: &[&str] = &[
     "max_subject_chars",
 ];
 const MUC_CREATE: &[&str] = &["users", "admins"];
+const NEERC_KEYS: &[&str] = &["enabled", "subdomain", "default_room", "lax_status"];
 const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 const AUTH_BACKENDS: &[&str] = &["internal"];
 
@@ -727,6 +757,11 @@ impl Checker {
                 "muc" => {
                     if let Some(section) = self.section("muc", MUC_KEYS, entry) {
                         self.muc(&section, &mut config.muc);
+                    }
+                }
+                "neerc" => {
+                    if let Some(section) = self.section("neerc", NEERC_KEYS, entry) {
+                        self.neerc(&section, &mut config.neerc);
                     }
                 }
                 _ => self.unknown(&top, entry),
@@ -1073,6 +1108,63 @@ impl Checker {
                 "max_subject_chars" => {
                     if let Some(v) = self.integer(path, entry, 1..=65_536) {
                         out.max_subject_chars = v;
+                    }
+                }
+                _ => self.unknown(section, entry),
+            }
+        }
+    }
+
+    fn neerc(&mut self, section: &Section<'_>, out: &mut Neerc) {
+        for entry in &section.entries {
+            let path = section.path(entry.name);
+            let path = path.as_str();
+            match entry.name {
+                "enabled" => {
+                    if let Some(v) = self.boolean(path, entry) {
+                        out.enabled = v;
+                    }
+                }
+                "subdomain" => {
+                    let Some(v) = self.non_empty(path, entry) else {
+                        continue;
+                    };
+                    let valid = v.split('.').all(|label| {
+                        !label.is_empty()
+                            && label
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    });
+                    if valid {
+                        out.subdomain = v.to_ascii_lowercase();
+                    } else {
+                        let message = format!(
+                            "{path}: {v:?} is not a domain label (letters, digits and '-', \
+                             labels separated by '.')"
+                        );
+                        self.report(entry.value_at, message);
+                    }
+                }
+                "default_room" => {
+                    let Some(v) = self.non_empty(path, entry) else {
+                        continue;
+                    };
+                    let valid = v
+                        .chars()
+                        .all(|c| !c.is_whitespace() && !c.is_control() && !"@/\"&'<>:".contains(c));
+                    if valid {
+                        out.default_room = v.to_lowercase();
+                    } else {
+                        let message = format!(
+                            "{path}: {v:?} is not a room name (a JID local part: no spaces \
+                             and none of @ / \\ \" & ' < > :)"
+                        );
+                        self.report(entry.value_at, message);
+                    }
+                }
+                "lax_status" => {
+                    if let Some(v) = self.boolean(path, entry) {
+                        out.lax_status = v;
                     }
                 }
                 _ => self.unknown(section, entry),

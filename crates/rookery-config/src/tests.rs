@@ -84,6 +84,7 @@ fn example_documents_every_key() {
         ("modules", MODULES_KEYS),
         ("log", LOG_KEYS),
         ("muc", MUC_KEYS),
+        ("neerc", NEERC_KEYS),
     ];
     for key in TOP_KEYS {
         if sections.iter().any(|(name, _)| name == key) {
@@ -162,6 +163,12 @@ create = "admins"
 max_history = 10
 max_occupants = 600
 max_subject_chars = 200
+
+[neerc]
+enabled = false
+subdomain = "contest"
+default_room = "Jury"
+lax_status = true
 "#,
         cert.display(),
         key.display()
@@ -217,6 +224,12 @@ max_subject_chars = 200
                 max_history: 10,
                 max_occupants: 600,
                 max_subject_chars: 200,
+            },
+            neerc: Neerc {
+                enabled: false,
+                subdomain: "contest".into(),
+                default_room: "jury".into(),
+                lax_status: true,
             },
         }
     );
@@ -642,4 +655,15 @@ fn edit_distance_basics() {
     assert_eq!(d("kitten", "sitting"), 3);
     assert_eq!(d("abc", ""), 3);
     assert_eq!(suggest("zzzz", TOP_KEYS), None);
+}
+
+#[test]
+fn neerc_names_are_checked() {
+    let p = problems("[neerc]\nsubdomain = \"a..b\"\ndefault_room = \"my room\"\nlax_status = 1\n");
+    assert_eq!(p.len(), 3, "{p:?}");
+    assert_eq!(p[0].0, 2);
+    assert!(p[0].2.contains("neerc.subdomain"), "{p:?}");
+    assert_eq!(p[1].0, 3);
+    assert!(p[1].2.contains("not a room name"), "{p:?}");
+    assert_eq!(p[2].0, 4);
 }

@@ -12,6 +12,7 @@ pub mod logins;
 pub mod module;
 pub mod modules;
 pub mod muc;
+pub mod neerc;
 pub mod ns;
 pub mod router;
 pub mod server;

@@ -2,7 +2,8 @@
 //!
 //! The server talks to storage only through the narrow, per-concern traits in
 //! this crate ([`AccountStore`], [`RosterStore`], [`OfflineStore`],
-//! [`UserDataStore`], [`BlocklistStore`], [`LastActivityStore`], [`GroupStore`]), bundled as
+//! [`UserDataStore`], [`BlocklistStore`], [`LastActivityStore`], [`GroupStore`],
+//! [`MucStore`], [`TaskStore`]), bundled as
 //! trait objects in [`Stores`], so it never names a backend.
 //!
 //! The one backend today is [`sqlite::SqliteStore`]. It goes through sqlx's
@@ -521,6 +522,98 @@ pub trait MucStore: Send + Sync {
     ) -> Result<()>;
 }
 
+// ---------------------------------------------------------------------------
+// NEERC contest tasks
+// ---------------------------------------------------------------------------
+
+/// A contest task of one room (the NEERC service), as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredTask {
+    /// The task's id, unique in its room (e.g. `12`, or one a client chose).
+    pub id: String,
+    /// What to do, e.g. `Wallpapers set?`.
+    pub title: String,
+    /// The task type: `todo`, `todofail`, `confirm`, `okfail`, `question`, …
+    pub kind: String,
+    /// When the task was created, in milliseconds since the Unix epoch (kept when the
+    /// task is replaced).
+    pub created_ms: i64,
+    /// The assignees and their statuses, in assignment order.
+    pub statuses: Vec<StoredTaskStatus>,
+}
+
+/// One assignee's status on a task.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredTaskStatus {
+    /// The assignee's name (a JID local part, as on the wire).
+    pub assignee: String,
+    /// `none`, `running`, `success`, `fail` or `acknowledged`.
+    pub status: String,
+    /// A reason or an answer; empty for none.
+    pub value: String,
+}
+
+/// One entry of a room's task audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskLogEntry {
+    /// When, in microseconds since the Unix epoch.
+    pub at_us: i64,
+    /// Who (a bare JID).
+    pub actor: String,
+    /// `create`, `replace`, `remove` or `status`.
+    pub action: String,
+    /// The task's id.
+    pub task: String,
+    /// What changed, for people (e.g. `hall1: running -> success (done)`).
+    pub detail: String,
+}
+
+/// The tasks of the NEERC contest service, per room, with an audit log of every change.
+///
+/// `service` is the NEERC service's domain (e.g. `neerc.example.org`), `room` the MUC
+/// room's local part. Each write also appends its audit entry, in the same transaction.
+#[async_trait]
+pub trait TaskStore: Send + Sync {
+    /// Every task of the room, sorted by creation time, then id; statuses in
+    /// assignment order.
+    async fn tasks(&self, service: &str, room: &str) -> Result<Vec<StoredTask>>;
+
+    /// A fresh task id for the room: a decimal number never handed out before in this
+    /// room and not used by an existing task.
+    async fn new_task_id(&self, service: &str, room: &str) -> Result<String>;
+
+    /// Creates or fully replaces a task (title, type, creation time and statuses),
+    /// logging `action` by `actor` with `detail`.
+    async fn put_task(
+        &self,
+        service: &str,
+        room: &str,
+        task: &StoredTask,
+        actor: &str,
+        action: &str,
+        detail: &str,
+    ) -> Result<()>;
+
+    /// Sets one assignee's status on an existing task; `false` (and nothing logged) if
+    /// the task or the assignment does not exist.
+    async fn set_task_status(
+        &self,
+        service: &str,
+        room: &str,
+        task: &str,
+        status: &StoredTaskStatus,
+        actor: &str,
+        detail: &str,
+    ) -> Result<bool>;
+
+    /// Removes a task and its statuses; `false` (and nothing logged) if there was none.
+    async fn delete_task(&self, service: &str, room: &str, task: &str, actor: &str)
+    -> Result<bool>;
+
+    /// The most recent `limit` audit entries of the room, oldest first.
+    async fn task_log(&self, service: &str, room: &str, limit: u32) -> Result<Vec<TaskLogEntry>>;
+}
+
 /// All stores of one backend, as trait objects, so the server never names a backend.
 #[derive(Clone)]
 pub struct Stores {
@@ -540,6 +633,8 @@ pub struct Stores {
     pub groups: Arc<dyn GroupStore>,
     /// Persistent multi-user chat rooms.
     pub muc: Arc<dyn MucStore>,
+    /// NEERC contest tasks.
+    pub tasks: Arc<dyn TaskStore>,
 }
 
 impl Stores {
@@ -554,6 +649,7 @@ impl Stores {
             + LastActivityStore
             + GroupStore
             + MucStore
+            + TaskStore
             + 'static,
     {
         Stores {
@@ -564,7 +660,8 @@ impl Stores {
             blocklist: backend.clone(),
             last_activity: backend.clone(),
             groups: backend.clone(),
-            muc: backend,
+            muc: backend.clone(),
+            tasks: backend,
         }
     }
 }

@@ -31,6 +31,7 @@ use crate::{
 
 mod groups;
 mod muc;
+mod neerc;
 
 /// The schema, embedded at compile time from `migrations/sqlite`.
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");

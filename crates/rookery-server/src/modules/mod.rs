@@ -36,5 +36,6 @@ pub fn builtin() -> Vec<Box<dyn Module>> {
         Box::new(register::Register),
         Box::new(groups::Groups),
         Box::new(crate::muc::Muc),
+        Box::new(crate::neerc::Neerc),
     ]
 }

@@ -194,13 +194,16 @@ impl MucService {
         v
     }
 
-    fn insert_room(&self, name: &str, room: Room) -> RoomRef {
+    /// Add a new room, unless another request created it first (then that one is
+    /// returned, and the caller joins it like anyone else).
+    fn insert_room(&self, name: &str, room: Room) -> (RoomRef, bool) {
+        let mut rooms = self.rooms.lock().unwrap();
+        if let Some(existing) = rooms.get(name) {
+            return (existing.clone(), false);
+        }
         let r = Arc::new(tokio::sync::Mutex::new(room));
-        self.rooms
-            .lock()
-            .unwrap()
-            .insert(name.to_owned(), r.clone());
-        r
+        rooms.insert(name.to_owned(), r.clone());
+        (r, true)
     }
 
     fn remove_room(&self, name: &str) {
@@ -532,11 +535,11 @@ impl MucService {
                     let owner = from.to_bare();
                     room.affiliations
                         .insert(owner, (Affiliation::Owner, String::new()));
-                    let room_ref = self.insert_room(&name, room);
+                    let (room_ref, created) = self.insert_room(&name, room);
                     let mut r = room_ref.lock().await;
                     occupants::presence(self, server, &mut r, &from, &to, stanza, &mut out).await;
-                    if r.occupants.is_empty() {
-                        // The creator did not get in (e.g. a bad nick): no room after all.
+                    if created && r.occupants.is_empty() {
+                        // The creator did not get in: no room after all.
                         self.remove_room(&name);
                     }
                 }
