@@ -565,7 +565,7 @@ pub(super) fn register_commands(server: &Server, svc: &Arc<MucService>) {
                         let reason = values.text("reason");
                         s.destroy(&req.server, &mut r, None, &reason, &mut out)
                             .await?;
-                        s.send(out);
+                        s.send(out).await;
                         Ok(Reply::completed().info(format!("The room {} is destroyed.", r.jid)))
                     }
                 },
@@ -639,7 +639,7 @@ pub(super) fn register_commands(server: &Server, svc: &Arc<MucService>) {
                             &mut out,
                         )
                         .await?;
-                        s.send(out);
+                        s.send(out).await;
                         Ok(Reply::completed().info(format!(
                             "{jid} is now {} of {}.",
                             affiliation.as_str(),

@@ -22,16 +22,6 @@ pub(super) async fn message(
     out: &mut Out,
 ) {
     let ty = stanza_type(&stanza).to_owned();
-    if ty == "error" {
-        // An occupant's client refused a message: it is gone (§7.14 note).
-        if let Ok(full) = from.clone().try_into_full()
-            && let Some(o) = r.occupant_of(&full)
-        {
-            let nick = o.nick.clone();
-            super::occupants::remove_occupant(r, &nick, &[333], None, "", out);
-        }
-        return;
-    }
     if to.resource().is_some() {
         return private(r, from, to, stanza, out);
     }

@@ -87,8 +87,13 @@ pub struct MucService {
     /// The hosted domain it belongs to (`localhost` for `conference.localhost`).
     pub host: String,
     rooms: Mutex<HashMap<String, RoomRef>>,
-    queue: mpsc::UnboundedSender<Delivery>,
+    queue: mpsc::Sender<Delivery>,
 }
+
+/// Deliveries a service may have waiting. A room that produces faster than they are
+/// delivered makes its senders wait (their streams are then not read), so a flood costs
+/// the flooder, not the server's memory.
+const QUEUE: usize = 1024;
 
 /// What a room sends: a stanza to route, or one stanza for many occupants.
 pub enum Delivery {
@@ -112,6 +117,12 @@ impl Out {
         if !to.is_empty() {
             self.0.push(Delivery::Fanout { stanza, to });
         }
+    }
+}
+
+async fn send_all(queue: &mpsc::Sender<Delivery>, stanzas: Out) {
+    for s in stanzas.0 {
+        let _ = queue.send(s).await;
     }
 }
 
@@ -149,7 +160,7 @@ async fn fanout(server: &Server, stanza: Element, to: Vec<FullJid>) {
 
 impl MucService {
     fn new(server: &Server, domain: &str, host: &str) -> Arc<MucService> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
+        let (tx, mut rx) = mpsc::channel::<Delivery>(QUEUE);
         let delivering = server.clone();
         server.spawn(async move {
             while let Some(d) = rx.recv().await {
@@ -210,11 +221,10 @@ impl MucService {
         self.rooms.lock().unwrap().remove(name);
     }
 
-    /// Queue stanzas for delivery, in order.
-    pub fn send(&self, stanzas: Out) {
-        for s in stanzas.0 {
-            let _ = self.queue.send(s);
-        }
+    /// Queue stanzas for delivery, in order; waits while the queue is full. Called with
+    /// the room's lock held, so a room's deliveries keep the order of its events.
+    pub async fn send(&self, stanzas: Out) {
+        send_all(&self.queue, stanzas).await
     }
 
     /// Whether `jid` is one of this server's users (who may create rooms by default).
@@ -438,6 +448,19 @@ impl MucService {
         let Some(room) = self.room(&name) else {
             return self.no_room(server, from, to, stanza).await;
         };
+        if crate::router::stanza_type(&stanza) == "error" {
+            // An occupant's client refused something the room sent: it leaves (§7.14). It
+            // may be the delivery task itself bringing this bounce, while a handler holding
+            // the room's lock waits for that task to make room in the queue: handled apart.
+            let queue = self.queue.clone();
+            server.spawn(async move {
+                let mut r = room.lock().await;
+                let mut out = Out::default();
+                occupants::refused(&mut r, &from, &stanza, &mut out);
+                send_all(&queue, out).await;
+            });
+            return;
+        }
         let mut r = room.lock().await;
         let mut out = Out::default();
         match stanza.name() {
@@ -457,7 +480,7 @@ impl MucService {
         if destroyed {
             self.remove_room(&name);
         }
-        self.send(out);
+        self.send(out).await;
     }
 
     async fn room_iq(
@@ -566,7 +589,7 @@ impl MucService {
                 }
             }
         }
-        self.send(out);
+        self.send(out).await;
     }
 
     /// End a room: every occupant gets an unavailable presence with `<destroy/>`, and the

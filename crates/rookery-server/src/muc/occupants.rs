@@ -25,8 +25,6 @@ pub(super) async fn presence(
     };
     match stanza_type(&stanza) {
         "unavailable" => leave(r, &from, &stanza, out),
-        // An error from an occupant's client: the visit ends (§7.14 note).
-        "error" => leave(r, &from, &stanza, out),
         "available" => {
             let Some(nick) = to.resource().map(|n| n.to_string()) else {
                 out.push(
@@ -276,18 +274,20 @@ fn change_nick(r: &mut Room, from: &FullJid, old: &str, new: &str, stanza: Eleme
     let mut leaving = me.clone();
     leaving.presence = el("presence", crate::ns::CLIENT);
     // The item carries the new nick.
-    let from_old = r.occupant_jid(old);
-    for viewer in &r.occupants {
-        let own = viewer.nick == old;
-        let codes: &[u16] = if own { &[110, 303] } else { &[303] };
-        let mut x = r.user_x(&leaving, viewer.role == Role::Moderator || own, codes);
-        if let Some(item) = x.children_mut().find(|c| c.name() == "item") {
-            item.put_attr("nick", new);
-        }
-        for to in &viewer.sessions {
-            out.push(r.presence_of(&leaving, &from_old, to, true, x.clone()));
-        }
-    }
+    r.presence_to_all(
+        &leaving,
+        true,
+        &[],
+        |sees_jid, own| {
+            let codes: &[u16] = if own { &[110, 303] } else { &[303] };
+            let mut x = r.user_x(&leaving, sees_jid, codes);
+            if let Some(item) = x.children_mut().find(|c| c.name() == "item") {
+                item.put_attr("nick", new);
+            }
+            x
+        },
+        out,
+    );
     let mut p = stanza;
     strip_addressing(&mut p);
     let o = r.occupant_mut(old).expect("still there");
@@ -326,16 +326,17 @@ fn leave(r: &mut Room, from: &FullJid, stanza: &Element, out: &mut Out) {
         return; // the nick stays in the room through the other sessions
     }
     r.occupants.remove(idx);
-    for viewer in &r.occupants {
-        let x = r.user_x(&gone, viewer.role == Role::Moderator, &[]);
-        for to in &viewer.sessions {
-            let mut p = r.presence_of(&gone, &occupant_jid, to, true, x.clone());
-            if let Some(s) = &status {
-                p.append_child(el("status", crate::ns::CLIENT).with_text(s));
-            }
-            out.push(p);
-        }
-    }
+    let tail: Vec<Element> = status
+        .iter()
+        .map(|s| el("status", crate::ns::CLIENT).with_text(s))
+        .collect();
+    r.presence_to_all(
+        &gone,
+        true,
+        &tail,
+        |sees_jid, _| r.user_x(&gone, sees_jid, &[]),
+        out,
+    );
 }
 
 /// Remove an occupant for a reason given by status codes (kick 307, ban 301, affiliation
@@ -360,22 +361,40 @@ pub(super) fn remove_occupant(
     if !reason.is_empty() {
         extra_item_children.push(el("reason", NS_USER).with_text(reason));
     }
-    let occupant_jid = r.occupant_jid(nick);
-    for viewer in &r.occupants {
-        let own = viewer.nick == nick;
-        let mut all = codes.to_vec();
-        if own {
-            all.push(110);
-        }
-        let mut x = r.user_x(&gone, viewer.role == Role::Moderator || own, &all);
-        if let Some(item) = x.children_mut().find(|c| c.name() == "item") {
-            for c in &extra_item_children {
-                item.append_child(c.clone());
+    r.presence_to_all(
+        &gone,
+        true,
+        &[],
+        |sees_jid, own| {
+            let mut all = codes.to_vec();
+            if own {
+                all.push(110);
             }
-        }
-        for to in &viewer.sessions {
-            out.push(r.presence_of(&gone, &occupant_jid, to, true, x.clone()));
-        }
-    }
+            let mut x = r.user_x(&gone, sees_jid, &all);
+            if let Some(item) = x.children_mut().find(|c| c.name() == "item") {
+                for c in &extra_item_children {
+                    item.append_child(c.clone());
+                }
+            }
+            x
+        },
+        out,
+    );
     r.occupants.remove(idx);
+}
+
+/// An error from an occupant's client (a presence or message the room sent was refused):
+/// that session's visit ends (§7.14 note), and with its last session the occupant leaves
+/// as kicked by the service (333).
+pub(super) fn refused(r: &mut Room, from: &Jid, stanza: &Element, out: &mut Out) {
+    let Ok(from) = from.clone().try_into_full() else {
+        return;
+    };
+    if stanza.name() == "presence" {
+        return leave(r, &from, stanza, out);
+    }
+    if let Some(o) = r.occupant_of(&from) {
+        let nick = o.nick.clone();
+        remove_occupant(r, &nick, &[333], None, "", out);
+    }
 }

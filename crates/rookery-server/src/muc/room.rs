@@ -490,23 +490,66 @@ impl Room {
         extra: &[Element],
         out: &mut Out,
     ) {
+        self.presence_to_all(
+            o,
+            unavailable,
+            &[],
+            |sees_jid, own| {
+                let mut all: Vec<u16> = codes.to_vec();
+                if own {
+                    all.extend_from_slice(self_codes);
+                    all.push(110);
+                    all.sort_unstable();
+                    all.dedup();
+                }
+                let mut x = self.user_x(o, sees_jid, &all);
+                for e in extra {
+                    x.append_child(e.clone());
+                }
+                x
+            },
+            out,
+        );
+    }
+
+    /// Presence of occupant `o` to every occupant session, built once for each kind of
+    /// viewer — the occupant itself, those who see real JIDs, the others — and fanned out
+    /// (a room of N costs three presences per change, not N). `x(sees_jid, own)` makes the
+    /// `<x/>` of each kind; `tail` is appended to the presence (e.g. a `<status/>`).
+    pub fn presence_to_all(
+        &self,
+        o: &Occupant,
+        unavailable: bool,
+        tail: &[Element],
+        x: impl Fn(bool, bool) -> Element,
+        out: &mut Out,
+    ) {
         let from = self.occupant_jid(&o.nick);
+        let mut kinds: [(bool, bool, Vec<FullJid>); 3] = [
+            (true, true, Vec::new()),
+            (true, false, Vec::new()),
+            (false, false, Vec::new()),
+        ];
         for viewer in &self.occupants {
             let own = viewer.bare == o.bare && viewer.nick == o.nick;
-            let mut all: Vec<u16> = codes.to_vec();
-            if own {
-                all.extend_from_slice(self_codes);
-                all.push(110);
-                all.sort_unstable();
-                all.dedup();
+            let kind = if own {
+                0
+            } else if viewer.role == Role::Moderator || self.config.whois_anyone {
+                1
+            } else {
+                2
+            };
+            kinds[kind].2.extend(viewer.sessions.iter().cloned());
+        }
+        for (sees_jid, own, to) in kinds {
+            if to.is_empty() {
+                continue;
             }
-            let mut x = self.user_x(o, viewer.role == Role::Moderator || own, &all);
-            for e in extra {
-                x.append_child(e.clone());
+            let mut p = self.presence_from(o, &from, unavailable, x(sees_jid, own));
+            for t in tail {
+                p.append_child(t.clone());
             }
-            for to in &viewer.sessions {
-                out.push(self.presence_of(o, &from, to, unavailable, x.clone()));
-            }
+            out.fanout(p, to);
         }
     }
 
@@ -519,9 +562,14 @@ impl Room {
         unavailable: bool,
         x: Element,
     ) -> Element {
-        let mut p = el("presence", crate::ns::CLIENT)
-            .with_attr("from", from.as_str())
-            .with_attr("to", to.as_str());
+        let mut p = self.presence_from(o, from, unavailable, x);
+        p.put_attr("to", to.as_str());
+        p
+    }
+
+    /// A presence of occupant `o`, not yet addressed.
+    fn presence_from(&self, o: &Occupant, from: &Jid, unavailable: bool, x: Element) -> Element {
+        let mut p = el("presence", crate::ns::CLIENT).with_attr("from", from.as_str());
         if unavailable {
             p.put_attr("type", "unavailable");
         } else {
