@@ -15,7 +15,11 @@
 #     at SAME_RATE, the same for every server;
 #   - for each size K in IDLE: K idle connections (RSS per connection), then ACTIVE_PAIRS
 #     pairs chatting at ACTIVE_RATE msg/s for ACTIVE_SECS among them (their latency);
-#   - IDLE_TLS idle connections over STARTTLS (RSS per idle TLS connection).
+#   - IDLE_TLS idle connections over STARTTLS (RSS per idle TLS connection);
+#   - with MUC=1, for each size N in MUC_SIZES: N users in one multi-user chat room,
+#     MUC_SENDERS of them sending at MUC_RATE msg/s for RATE_SECS, then at saturation
+#     (MUC_DELIVERIES deliveries in all), each on a fresh server (Prosody and ejabberd get
+#     a MUC service at conference.localhost from bench/peers.sh, PEERS_MUC=1).
 # Every idle run starts on a freshly restarted server: one that has just closed thousands
 # of connections reuses the memory they freed, and the next measurement would be too low.
 # The generator samples the server's CPU time and RSS from /proc. JSON for every run and
@@ -44,6 +48,11 @@ RATE_SECS=${RATE_SECS:-10}        # seconds of each fixed-rate chat
 MESSAGES=${MESSAGES:-100000}      # messages at saturation
 IDLE_TLS=${IDLE_TLS:-}            # idle connections over STARTTLS; empty: the smallest IDLE; 0: none
 REGISTER_CORES=${REGISTER_CORES:-0-1} # cores a server may use while accounts are registered
+MUC=${MUC:-0}                     # 1: also the multi-user chat fan-out runs
+MUC_SIZES=${MUC_SIZES:-"50 500"}  # occupants per room, one room per run
+MUC_SENDERS=${MUC_SENDERS:-5}     # occupants who send
+MUC_RATE=${MUC_RATE:-20}          # their total msg/s at the fixed rate (× occupants deliveries/s)
+MUC_DELIVERIES=${MUC_DELIVERIES:-500000} # deliveries at saturation (messages × occupants)
 # Saved server data with the accounts, reused by later runs with the same USERS ("" to
 # always register afresh).
 ACCOUNTS_CACHE=${ACCOUNTS_CACHE-target/bench-accounts}
@@ -54,6 +63,14 @@ MARGIN=200 # open files a server or the generator needs besides the connections
 if [ -z "$IDLE_TLS" ]; then
     IDLE_TLS=$max_idle
     for k in $IDLE; do if ((k < IDLE_TLS)); then IDLE_TLS=$k; fi; done
+fi
+if [ "$MUC" = 1 ]; then
+    export PEERS_MUC=1
+    for n in $MUC_SIZES; do
+        if ((n > USERS)); then echo "MUC_SIZES: a room of $n needs $n accounts; USERS=$USERS" >&2; exit 2; fi
+    done
+else
+    MUC_SIZES=""
 fi
 # One socket per connection: the generator (and the servers, started by peers.sh) get
 # the most this machine allows.
@@ -71,7 +88,7 @@ mkdir -p "$out"
     echo "busiest processes before:"
     ps -eo pcpu,comm --sort=-pcpu | head -6
     echo "rookery $(git rev-parse --short HEAD); prosody $(dpkg-query -W -f='${Version}' prosody); ejabberd $(dpkg-query -W -f='${Version}' ejabberd)"
-    echo "settings: USERS=$USERS LOGINS=$LOGINS HANDSHAKES=$HANDSHAKES CONCURRENCY=$CONCURRENCY PAIRS=$PAIRS RATE=${RATE:-50%} SAME_RATE=$SAME_RATE RATE_SECS=$RATE_SECS MESSAGES=$MESSAGES IDLE=\"$IDLE\" ACTIVE_PAIRS=$ACTIVE_PAIRS ACTIVE_RATE=$ACTIVE_RATE ACTIVE_SECS=$ACTIVE_SECS IDLE_TLS=$IDLE_TLS"
+    echo "settings: USERS=$USERS LOGINS=$LOGINS HANDSHAKES=$HANDSHAKES CONCURRENCY=$CONCURRENCY PAIRS=$PAIRS RATE=${RATE:-50%} SAME_RATE=$SAME_RATE RATE_SECS=$RATE_SECS MESSAGES=$MESSAGES IDLE=\"$IDLE\" ACTIVE_PAIRS=$ACTIVE_PAIRS ACTIVE_RATE=$ACTIVE_RATE ACTIVE_SECS=$ACTIVE_SECS IDLE_TLS=$IDLE_TLS MUC=$MUC MUC_SIZES=\"$MUC_SIZES\" MUC_SENDERS=$MUC_SENDERS MUC_RATE=$MUC_RATE MUC_DELIVERIES=$MUC_DELIVERIES"
 } > "$out/machine.txt"
 
 # start KIND RUN_DIR PORT CORES: start the server; sets pid.
@@ -182,13 +199,24 @@ for kind in $SERVERS; do
     if ((IDLE_TLS > 0)); then
         idle_run "$IDLE_TLS" idle-tls --tls starttls
     fi
+    # MUC fan-out, each run on a fresh server: a room of hundreds emptying at once keeps a
+    # server busy (every departure is announced to everyone left) after the run has ended.
+    for n in $MUC_SIZES; do
+        for r in "$MUC_RATE" 0; do
+            bench/peers.sh stop "$run_dir" >/dev/null
+            start "$kind" "$run_dir" "$port" 0
+            if ((r > 0)); then name="muc-$n-rate" msgs=$((r * RATE_SECS)); else name="muc-$n-max" msgs=$((MUC_DELIVERIES / n)); fi
+            gen --json "$out/$kind-$name.json" muc --occupants "$n" --senders "$MUC_SENDERS" \
+                --rate "$r" --messages "$msgs" --room "bench$n"
+        done
+    done
     bench/peers.sh stop "$run_dir" >/dev/null
     trap - EXIT
     rm -rf "$run_dir"
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/machine.txt"
 
-IDLE="$IDLE" IDLE_TLS="$IDLE_TLS" RATE="$RATE" SAME_RATE="$SAME_RATE" \
+IDLE="$IDLE" IDLE_TLS="$IDLE_TLS" RATE="$RATE" SAME_RATE="$SAME_RATE" MUC_SIZES="$MUC_SIZES" MUC_RATE="$MUC_RATE" \
 python3 - "$out" $SERVERS <<'PY' | tee "$out/table.txt"
 import json, os, sys
 out, servers = sys.argv[1], sys.argv[2:]
@@ -253,6 +281,18 @@ if sizes:
 if int(os.environ["IDLE_TLS"]) > 0:
     rows.append((f"RSS per idle TLS connection at {os.environ['IDLE_TLS']}, KiB", "idle-tls",
                  ("rss_per_connection_kib",), "{:.1f}"))
+muc_rate = os.environ["MUC_RATE"]
+for n in (int(k) for k in os.environ["MUC_SIZES"].split()):
+    rows += [
+        (f"MUC {n}: server CPU per entry, ms", f"muc-{n}-max", ("server_cpu_per_join_ms",), "{:.2f}"),
+        (f"MUC {n}: deliveries/s at saturation", f"muc-{n}-max", ("deliveries_per_s",), "{:.0f}"),
+        (f"MUC {n}: server CPU per delivery at saturation, µs", f"muc-{n}-max", ("server_cpu_per_delivery_us",), "{:.1f}"),
+        (f"MUC {n}: p99 latency at saturation, ms", f"muc-{n}-max", ("latency", "p99_us"), "ms"),
+        (f"MUC {n}: server CPU per delivery at {muc_rate} msg/s, µs", f"muc-{n}-rate", ("server_cpu_per_delivery_us",), "{:.1f}"),
+        (f"MUC {n}: p50 latency at {muc_rate} msg/s, ms", f"muc-{n}-rate", ("latency", "p50_us"), "ms"),
+        (f"MUC {n}: p99 latency at {muc_rate} msg/s, ms", f"muc-{n}-rate", ("latency", "p99_us"), "ms"),
+        (f"MUC {n}: lost deliveries, both runs", (f"muc-{n}-rate", f"muc-{n}-max"), ("lost",), "{}"),
+    ]
 others = [s for s in servers if s != "rookery"]
 head = ["metric"] + servers + [f"rookery/{o}" for o in others if "rookery" in servers]
 table = [head]

@@ -12,7 +12,9 @@
 #       (lua for Prosody, beam.smp for ejabberd, rookery), also written to RUN_DIR/server.pid.
 #       Accounts in RUN_DIR survive a stop and a new start in the same RUN_DIR.
 #       ROOKERY_BIN overrides the rookery binary (default target/release/rookery), to
-#       compare builds.
+#       compare builds. PEERS_MUC=1 also gives Prosody and ejabberd a multi-user chat
+#       service at conference.localhost for rooms of up to 1000 occupants (rookery runs
+#       one there by default), for the load tool's muc scenario.
 #   bench/peers.sh stop RUN_DIR
 #       stops that server (and for ejabberd the epmd it started, if no other node uses it).
 #   bench/peers.sh register RUN_DIR N PREFIX PASSWORD
@@ -236,6 +238,10 @@ start_prosody() {
     patch_conf "$dir/prosody.cfg.lua" 's|^\t"saslauth";$|\t"saslauth";\n\t"tls";|'
     patch_conf "$dir/prosody.cfg.lua" "s|^certificates = .*|certificates = \"$dir/certs\"|"
     patch_conf "$dir/prosody.cfg.lua" "/^VirtualHost \"localhost\"/i ssl = { certificate = \"$dir/certs/localhost.crt\"; key = \"$dir/certs/localhost.key\" }\n"
+    if [ "${PEERS_MUC:-0}" = 1 ]; then
+        # Prosody 0.12's rooms have no occupant limit by default.
+        printf '\nComponent "conference.localhost" "muc"\n' >>"$dir/prosody.cfg.lua"
+    fi
     rm -f "$dir/prosody.pid"
     chown -R prosody:prosody "$dir"
     check_access prosody "$dir"
@@ -263,6 +269,10 @@ start_ejabberd() {
     cat "$RUN_DIR/tls/key.pem" "$RUN_DIR/tls/cert.pem" >"$dir/etc/bench.pem"
     patch_conf "$dir/etc/ejabberd.yml" "s|\"/etc/ejabberd/ejabberd.pem\"|\"$dir/etc/bench.pem\"|"
     patch_conf "$dir/etc/ejabberd.yml" 's|^    starttls: false|    starttls: true|'
+    if [ "${PEERS_MUC:-0}" = 1 ]; then
+        # ejabberd's default limit is 200 occupants per room (and the service's cap too).
+        patch_conf "$dir/etc/ejabberd.yml" 's|^modules:$|modules:\n  mod_muc:\n    max_users: 1000\n    default_room_options:\n      max_users: 1000|'
+    fi
     rm -f "$dir/ejabberd.pid"
     chown -R ejabberd:ejabberd "$dir"
     check_access ejabberd "$dir"

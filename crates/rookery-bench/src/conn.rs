@@ -421,7 +421,7 @@ impl Conn {
 
     /// The first complete element named one of `names` (`<name …/>` or
     /// `<name …>…</name>`), skipping what comes before it: which name, and its bytes.
-    async fn read_element(&mut self, names: &[&str]) -> Result<(usize, Vec<u8>)> {
+    pub async fn read_element(&mut self, names: &[&str]) -> Result<(usize, Vec<u8>)> {
         loop {
             let hay = &self.buf[self.start..];
             let first = names
@@ -516,19 +516,29 @@ impl Conn {
     /// Skip everything up to the end of the IQ reply with this id (`<iq …/>` or
     /// `<iq …>…</iq>`, whatever the quoting).
     pub async fn wait_for_iq(&mut self, id: &str) -> Result<()> {
+        self.iq_reply(id).await.map(|_| ())
+    }
+
+    /// Skip everything up to the end of the IQ reply with this id and return it, from its
+    /// start tag to `/>` or `</iq>`: enough to tell a result from an error.
+    pub async fn iq_reply(&mut self, id: &str) -> Result<Vec<u8>> {
         let pats = [format!("id='{id}'"), format!("id=\"{id}\"")];
         loop {
             let hay = &self.buf[self.start..];
             if let Some(at) = pats.iter().filter_map(|p| find(hay, p.as_bytes())).min() {
+                // The attributes before the id belong to the reply too (type may come first).
+                let tag = hay[..at].iter().rposition(|b| *b == b'<').unwrap_or(at);
                 let rest = &hay[at..];
                 if let Some(gt) = rest.iter().position(|b| *b == b'>') {
-                    if gt > 0 && rest[gt - 1] == b'/' {
-                        self.start += at + gt + 1;
-                        return Ok(());
-                    }
-                    if let Some(e) = find(rest, b"</iq>") {
-                        self.start += at + e + b"</iq>".len();
-                        return Ok(());
+                    let end = if gt > 0 && rest[gt - 1] == b'/' {
+                        Some(gt + 1)
+                    } else {
+                        find(rest, b"</iq>").map(|e| e + b"</iq>".len())
+                    };
+                    if let Some(end) = end {
+                        let out = hay[tag..at + end].to_vec();
+                        self.start += at + end;
+                        return Ok(out);
                     }
                 }
             }
@@ -617,6 +627,14 @@ impl Reader {
 /// A chat message whose body carries the send time.
 pub fn message(to: &str, id: u64, sent_us: u64) -> String {
     format!("<message to='{to}' type='chat' id='m{id}'><body>{sent_us}</body></message>")
+}
+
+/// A groupchat message to a room whose body carries the send time and the message's
+/// sequence number (`SENT_US SEQ`).
+pub fn groupchat(room: &str, seq: u64, sent_us: u64) -> String {
+    format!(
+        "<message to='{room}' type='groupchat' id='g{seq}'><body>{sent_us} {seq}</body></message>"
+    )
 }
 
 #[cfg(test)]

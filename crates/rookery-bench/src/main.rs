@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use rookery_bench::conn::{Mechanism, Target, TlsMode};
-use rookery_bench::{Accounts, chat, handshake, idle, login};
+use rookery_bench::{Accounts, chat, handshake, idle, login, muc};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 #[command(
     name = "rookery-bench",
     version,
-    about = "Load an XMPP server on loopback: login storms, TLS handshakes, 1:1 chat, idle connections"
+    about = "Load an XMPP server on loopback: login storms, TLS handshakes, 1:1 chat, idle connections, MUC fan-out"
 )]
 struct Cli {
     /// The server's c2s address (loopback): its STARTTLS/plaintext port, or its direct TLS
@@ -110,6 +110,31 @@ enum Scenario {
         #[arg(long, default_value_t = 0)]
         active_secs: u64,
         /// Seconds to wait for their stragglers.
+        #[arg(long, default_value_t = 10)]
+        drain: u64,
+    },
+    /// OCCUPANTS accounts enter one room (the first creates it, as an instant room, if it
+    /// does not exist); SENDERS of them send MESSAGES groupchat messages in all at RATE
+    /// msg/s (0: as fast as WINDOW messages in flight per sender allow, a message being in
+    /// flight until every occupant has it); every occupant counts what it receives.
+    Muc {
+        #[arg(long, default_value_t = 50)]
+        occupants: usize,
+        #[arg(long, default_value_t = 5)]
+        senders: usize,
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        #[arg(long, default_value_t = 2000)]
+        messages: u64,
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        /// The room: a name on conference.DOMAIN, or room@service.
+        #[arg(long, default_value = "bench")]
+        room: String,
+        /// Entries into the room in flight.
+        #[arg(long, default_value_t = 20)]
+        join_concurrency: usize,
+        /// Seconds to wait for stragglers after the last send.
         #[arg(long, default_value_t = 10)]
         drain: u64,
     },
@@ -273,6 +298,84 @@ async fn main() -> Result<()> {
                 t.push(("active latency p50/p90/p99/max ms", lat_ms(&a.latency)));
             }
             ("idle", serde_json::to_value(&r)?, t)
+        }
+        Scenario::Muc {
+            occupants,
+            senders,
+            rate,
+            messages,
+            window,
+            room,
+            join_concurrency,
+            drain,
+        } => {
+            let params = muc::MucParams {
+                room,
+                occupants,
+                senders,
+                rate,
+                messages,
+                window,
+                join_concurrency,
+                drain: Duration::from_secs(drain),
+            };
+            let r = muc::run(&target, &accounts, &params, pid).await?;
+            let mut t = vec![
+                ("room", r.room.clone()),
+                (
+                    "occupants / senders",
+                    format!("{} / {}", r.occupants, r.senders),
+                ),
+                (
+                    "rate",
+                    if rate == 0 {
+                        format!("saturation (window {window} per sender)")
+                    } else {
+                        format!("{rate} msg/s")
+                    },
+                ),
+                (
+                    "entered",
+                    format!(
+                        "{:.1} s{}",
+                        r.join_seconds,
+                        if r.created { " (created the room)" } else { "" }
+                    ),
+                ),
+            ];
+            if let Some(c) = r.server_cpu_per_join_ms {
+                t.push(("server CPU per entry", format!("{c:.2} ms")));
+            }
+            t.extend([
+                ("sent", r.sent.to_string()),
+                ("deliveries expected", r.expected.to_string()),
+                ("delivered", r.delivered.to_string()),
+                ("lost", r.lost.to_string()),
+                ("messages/s", format!("{:.0}", r.messages_per_s)),
+                ("deliveries/s", format!("{:.0}", r.deliveries_per_s)),
+                ("latency p50/p90/p99/max ms", lat_ms(&r.latency)),
+            ]);
+            if let (Some(d), Some(m), Some(s)) = (
+                r.server_cpu_per_delivery_us,
+                r.server_cpu_per_message_us,
+                r.server,
+            ) {
+                t.push(("server CPU per delivery", format!("{d:.2} µs")));
+                t.push(("server CPU per message", format!("{m:.0} µs")));
+                t.push((
+                    "server CPU",
+                    format!("{:.0} % of a core", s.cpu_s * 100.0 / r.seconds),
+                ));
+                t.push((
+                    "server RSS before/after",
+                    format!("{} / {} KiB", s.rss_before_kib, s.rss_after_kib),
+                ));
+            }
+            t.push((
+                "generator CPU",
+                format!("{:.0} % of a core", r.generator_cpu_s * 100.0 / r.seconds),
+            ));
+            ("muc", serde_json::to_value(&r)?, t)
         }
     };
     let how = match (name, target.tls) {

@@ -2,7 +2,7 @@
 //! the "server PID" is our own).
 
 use rookery_bench::conn::{Mechanism, Target, TlsMode};
-use rookery_bench::{Accounts, chat, handshake, idle, login};
+use rookery_bench::{Accounts, chat, handshake, idle, login, muc};
 use rookery_tests::TestServer;
 use std::time::Duration;
 
@@ -135,4 +135,33 @@ async fn logins_and_handshakes_over_starttls_and_direct_tls() {
     target.tls = TlsMode::None;
     target.addr = s.c2s;
     assert!(handshake::run(&target, 1, 1, None).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_room_fans_every_message_out_to_every_occupant() {
+    let (_s, target, accounts) = setup(Mechanism::ScramSha1).await;
+    let pid = Some(std::process::id());
+    // The first run creates the room (status 201, then the instant-room form); the room is
+    // gone when its last occupant leaves, so the second creates it again.
+    for (room, rate) in [("tiny", 100), ("tiny-sat", 0)] {
+        let mut p = muc::MucParams::new(5, 2, rate, 20);
+        p.room = room.into();
+        p.window = 3;
+        p.drain = Duration::from_secs(5);
+        let r = muc::run(&target, &accounts, &p, pid).await.unwrap();
+        assert!(r.created, "{r:?}");
+        assert_eq!(r.room, format!("{room}@conference.localhost"));
+        assert_eq!(
+            (r.sent, r.expected, r.delivered, r.lost),
+            (20, 100, 100, 0),
+            "{r:?}"
+        );
+        assert!(r.latency.p50_us > 0 && r.latency.p99_us >= r.latency.p50_us);
+        assert!(r.server_cpu_per_delivery_us.is_some() && r.server_cpu_per_join_ms.is_some());
+    }
+    // More senders than occupants is refused before anyone logs in.
+    let e = muc::run(&target, &accounts, &muc::MucParams::new(2, 3, 0, 10), None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("senders"), "{e}");
 }

@@ -111,6 +111,11 @@ async fn create_instant(alice: &mut Client) {
     );
     assert_eq!(item(&p).0, "owner");
     assert_eq!(item(&p).1, "moderator");
+    // The subject ends the entry, the creator's too (XEP-0045 §7.2.16).
+    alice
+        .recv_where(|e| e.name() == "message" && e.get_child("subject", "jabber:client").is_some())
+        .await
+        .unwrap();
     let r = alice
         .iq(stanza(&format!(
             "<iq type='set' to='{ROOM}'><query xmlns='{OWNER}'><x xmlns='jabber:x:data' type='submit'/></query></iq>"

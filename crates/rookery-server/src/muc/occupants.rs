@@ -174,10 +174,8 @@ async fn join(
         self_codes.push(201);
     }
     r.presence_broadcast(&me, false, &[], &self_codes, &[], out);
-    if creating {
-        // Still locked: the owner configures the room (or accepts the defaults) first.
-        return;
-    }
+    // The subject ends every entry (§7.2.16), the creator's of a locked room too:
+    // clients take it as the end of the join.
     send_history(r, from, &stanza, out);
     let subject_from = if r.subject_by.is_empty() {
         Jid::from(r.jid.clone())
