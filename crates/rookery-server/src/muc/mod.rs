@@ -130,7 +130,7 @@ async fn send_all(queue: &mpsc::Sender<Delivery>, stanzas: Out) {
 /// which only look at the stanza's name and addresses, so they see a stand-in with no
 /// children); anyone else (a session that just went away) gets a routed copy, so the
 /// usual bounce comes back to the room.
-async fn fanout(server: &Server, stanza: Element, to: Vec<FullJid>) {
+pub(crate) async fn fanout(server: &Server, stanza: Element, to: Vec<FullJid>) {
     let prepared = Prepared::new(&stanza);
     let mut probe = el(stanza.name(), ns::CLIENT);
     for attr in ["from", "type", "id"] {

@@ -31,6 +31,7 @@ use tokio::sync::mpsc;
 
 use crate::error::StanzaError;
 use crate::module::{Direction, EventKind, Flow, Module, ModuleContext, Verdict};
+use crate::muc::Delivery;
 use crate::ns;
 use crate::router::Route;
 use crate::server::Server;
@@ -121,17 +122,22 @@ pub struct NeercService {
     lax: bool,
     rooms: Mutex<HashMap<String, Arc<tokio::sync::Mutex<RoomTasks>>>>,
     clock: Mutex<Clock>,
-    queue: mpsc::UnboundedSender<Element>,
+    queue: mpsc::UnboundedSender<Delivery>,
 }
 
 impl NeercService {
     /// A service for `domain`, serving the MUC rooms of `host`.
     pub fn new(server: &Server, domain: &str, host: &str) -> Arc<NeercService> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Element>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
         let routing = server.clone();
         server.spawn(async move {
-            while let Some(stanza) = rx.recv().await {
-                routing.route(stanza).await;
+            while let Some(d) = rx.recv().await {
+                match d {
+                    Delivery::Route(stanza) => routing.route(stanza).await,
+                    Delivery::Fanout { stanza, to } => {
+                        crate::muc::fanout(&routing, stanza, to).await
+                    }
+                }
             }
         });
         let config = &server.config().neerc;
@@ -191,7 +197,7 @@ impl NeercService {
 
     /// Queue a stanza for routing, after everything queued before it.
     fn send(&self, stanza: Element) {
-        let _ = self.queue.send(stanza);
+        let _ = self.queue.send(Delivery::Route(stanza));
     }
 
     /// Announce a committed change to every occupant session of the room. Called under
@@ -199,10 +205,13 @@ impl NeercService {
     async fn broadcast(&self, server: &Server, room: &str, task: &StoredTask, kind: Option<&str>) {
         let from = format!("{room}@{}", self.domain);
         let message = handlers::change_message(&from, task, kind);
-        for to in users::occupant_sessions(server, &self.host, room).await {
-            let mut copy = message.clone();
-            copy.put_attr("to", to.as_str());
-            self.send(copy);
+        let to = users::occupant_sessions(server, &self.host, room).await;
+        if !to.is_empty() {
+            // Serialised once for all of them, as MUC does.
+            let _ = self.queue.send(Delivery::Fanout {
+                stanza: message,
+                to,
+            });
         }
     }
 
