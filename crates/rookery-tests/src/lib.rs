@@ -162,6 +162,24 @@ pub fn client_header(to: &str) -> String {
     )
 }
 
+/// The condition of an error reply, after checking that it is one and that it explains
+/// itself with a non-empty `<text/>`.
+pub fn error_condition(e: &Element) -> String {
+    assert_eq!(e.attr("type"), Some("error"), "{}", String::from(e));
+    let err = e.get_child("error", "jabber:client").expect("an <error/>");
+    let cond = err
+        .children()
+        .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text")
+        .expect("a condition");
+    assert!(
+        err.children()
+            .any(|c| c.name() == "text" && !c.text().is_empty()),
+        "errors explain themselves: {}",
+        String::from(e)
+    );
+    cond.name().to_owned()
+}
+
 /// Build an element from XML text with `jabber:client` as the default namespace.
 pub fn stanza(xml: &str) -> Element {
     let wrapped =

@@ -3,7 +3,7 @@
 
 use minidom::Element;
 use rookery_client::Client;
-use rookery_tests::{TestServer, stanza};
+use rookery_tests::{TestServer, error_condition, stanza};
 
 const MUC: &str = "http://jabber.org/protocol/muc";
 const USER: &str = "http://jabber.org/protocol/muc#user";
@@ -51,22 +51,6 @@ fn item(p: &Element) -> (String, String, Option<String>) {
 fn is_presence_from(from: &str) -> impl Fn(&Element) -> bool {
     let from = from.to_owned();
     move |e: &Element| e.name() == "presence" && e.attr("from") == Some(from.as_str())
-}
-
-fn error_condition(e: &Element) -> String {
-    assert_eq!(e.attr("type"), Some("error"), "{}", String::from(e));
-    let err = e.get_child("error", "jabber:client").expect("an <error/>");
-    let cond = err
-        .children()
-        .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text")
-        .expect("a condition");
-    assert!(
-        err.children()
-            .any(|c| c.name() == "text" && !c.text().is_empty()),
-        "errors explain themselves: {}",
-        String::from(e)
-    );
-    cond.name().to_owned()
 }
 
 /// Send a join presence to `room/nick` with `extra` inside `<x xmlns='muc'/>`.

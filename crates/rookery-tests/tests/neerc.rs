@@ -13,7 +13,7 @@ use minidom::Element;
 use rookery_client::Client;
 use rookery_server::admin::{AdminRequest, AdminTarget, execute};
 use rookery_server::modules::groups::GroupOp;
-use rookery_tests::{TestServer, stanza};
+use rookery_tests::{TestServer, error_condition, stanza};
 
 const NS: &str = "http://neerc.ifmo.ru/protocol/neerc";
 const NS_USERS: &str = "http://neerc.ifmo.ru/protocol/neerc#users";
@@ -34,22 +34,6 @@ fn ns(fragment: &str) -> String {
 
 async fn online(s: &TestServer, user: &str) -> Client {
     s.online(&format!("{user}@localhost"), "pass", "r").await
-}
-
-fn error_condition(e: &Element) -> String {
-    assert_eq!(e.attr("type"), Some("error"), "{}", String::from(e));
-    let err = e.get_child("error", "jabber:client").expect("an <error/>");
-    let cond = err
-        .children()
-        .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text")
-        .expect("a condition");
-    assert!(
-        err.children()
-            .any(|c| c.name() == "text" && !c.text().is_empty()),
-        "errors explain themselves: {}",
-        String::from(e)
-    );
-    cond.name().to_owned()
 }
 
 fn is_result(e: &Element) {

@@ -314,8 +314,22 @@ fn set_role(
     };
     o.role = role;
     let o = o.clone();
-    let _ = reason; // a reason only accompanies removals
-    r.presence_broadcast(&o, false, &[], &[], &[], out);
+    // A reason for a voice or moderation change goes in the item (§8.3, §8.4).
+    r.presence_to_all(
+        &o,
+        false,
+        &[],
+        |sees_jid, own| {
+            let mut x = r.user_x(&o, sees_jid, if own { &[110] } else { &[] });
+            if !reason.is_empty()
+                && let Some(item) = x.children_mut().find(|c| c.name() == "item")
+            {
+                item.append_child(el("reason", NS_USER).with_text(reason));
+            }
+            x
+        },
+        out,
+    );
 }
 
 /// Set (or with `none`, remove) an affiliation, store it for a persistent room, and apply
@@ -430,7 +444,9 @@ pub(super) async fn owner_iq(
     if form.kind == rookery_forms::FormType::Cancel {
         if r.locked {
             // The owner gave up creating the room.
-            let _ = svc.destroy(server, r, None, "", out).await;
+            if let Err(e) = svc.destroy(server, r, None, "", out).await {
+                return e.bounce(stanza);
+            }
         }
         return crate::xml::iq_result(stanza, None);
     }

@@ -464,9 +464,7 @@ impl MucService {
         let mut r = room.lock().await;
         let mut out = Out::default();
         match stanza.name() {
-            "presence" => {
-                occupants::presence(self, server, &mut r, &from, &to, stanza, &mut out).await
-            }
+            "presence" => occupants::presence(server, &mut r, &from, &to, stanza, &mut out).await,
             "message" => {
                 messages::message(self, server, &mut r, &from, &to, stanza, &mut out).await
             }
@@ -560,7 +558,7 @@ impl MucService {
                         .insert(owner, (Affiliation::Owner, String::new()));
                     let (room_ref, created) = self.insert_room(&name, room);
                     let mut r = room_ref.lock().await;
-                    occupants::presence(self, server, &mut r, &from, &to, stanza, &mut out).await;
+                    occupants::presence(server, &mut r, &from, &to, stanza, &mut out).await;
                     if created && r.occupants.is_empty() {
                         // The creator did not get in: no room after all.
                         self.remove_room(&name);

@@ -12,7 +12,6 @@ use crate::server::Server;
 use crate::xml::{ElementExt, el};
 
 pub(super) async fn presence(
-    svc: &MucService,
     server: &Server,
     r: &mut Room,
     from: &Jid,
@@ -39,8 +38,8 @@ pub(super) async fn presence(
             let current = r.occupant_of(&from).map(|o| o.nick.clone());
             match current {
                 Some(old) if old == nick => update(r, &nick, stanza, out),
-                Some(old) => change_nick(r, &from, &old, &nick, stanza, out),
-                None => join(svc, server, r, &from, &nick, stanza, out).await,
+                Some(old) => change_nick(r, &old, &nick, stanza, out),
+                None => join(server, r, &from, &nick, stanza, out).await,
             }
         }
         _ => {} // subscriptions and probes mean nothing to a room
@@ -49,7 +48,6 @@ pub(super) async fn presence(
 
 /// §7.2: enter the room.
 async fn join(
-    svc: &MucService,
     server: &Server,
     r: &mut Room,
     from: &FullJid,
@@ -190,7 +188,6 @@ async fn join(
             .with_attr("id", &crate::c2s::random_id())
             .with_child(el("subject", crate::ns::CLIENT).with_text(&r.subject)),
     );
-    let _ = svc;
 }
 
 /// Remove the addressing of a presence kept to be repeated to others.
@@ -256,7 +253,7 @@ fn update(r: &mut Room, nick: &str, stanza: Element, out: &mut Out) {
 }
 
 /// §7.6: a new nick: unavailable with 303 and the new nick, then available again.
-fn change_nick(r: &mut Room, from: &FullJid, old: &str, new: &str, stanza: Element, out: &mut Out) {
+fn change_nick(r: &mut Room, old: &str, new: &str, stanza: Element, out: &mut Out) {
     let me = r.occupant(old).expect("the caller found it").clone();
     if r.occupant(new).is_some() {
         let mut reply = StanzaError::new(
@@ -268,7 +265,6 @@ fn change_nick(r: &mut Room, from: &FullJid, old: &str, new: &str, stanza: Eleme
         out.push(reply);
         return;
     }
-    let _ = from;
     let mut leaving = me.clone();
     leaving.presence = el("presence", crate::ns::CLIENT);
     // The item carries the new nick.
