@@ -315,6 +315,7 @@ data_dir = "$RUN_DIR/data"
 [listen]
 c2s = "127.0.0.1:$PORT"
 c2s_tls = false
+s2s = false
 
 [tls]
 cert = "$RUN_DIR/tls/cert.pem"

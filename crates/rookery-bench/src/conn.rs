@@ -202,7 +202,7 @@ fn header(domain: &str) -> String {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// Where the start tag `<name` (followed by whitespace, `/` or `>`) first occurs.
@@ -475,9 +475,11 @@ impl Conn {
                 String::from_utf8_lossy(&self.buf[self.start..])
             );
         }
+        let new = self.buf.len().saturating_sub(16).max(self.start);
         self.buf.extend_from_slice(&chunk[..n]);
-        if find(&self.buf[self.start..], b"<stream:error").is_some()
-            && find(&self.buf[self.start..], b"</stream:error>").is_some()
+        // Only the new bytes (and a few before) can complete a stream error.
+        if find(&self.buf[new..], b"</stream:error>").is_some()
+            && find(&self.buf[self.start..], b"<stream:error").is_some()
         {
             bail!(
                 "stream error: {}",
@@ -523,9 +525,22 @@ impl Conn {
     /// start tag to `/>` or `</iq>`: enough to tell a result from an error.
     pub async fn iq_reply(&mut self, id: &str) -> Result<Vec<u8>> {
         let pats = [format!("id='{id}'"), format!("id=\"{id}\"")];
+        let overlap = pats[0].len() + "</iq>".len();
+        // What was searched already (offsets from `self.start`, which a fill keeps valid),
+        // so a large reply arriving in many reads is scanned once, not once per read.
+        let mut searched: usize = 0;
+        let mut found = None;
         loop {
             let hay = &self.buf[self.start..];
-            if let Some(at) = pats.iter().filter_map(|p| find(hay, p.as_bytes())).min() {
+            if found.is_none() {
+                let from = searched.saturating_sub(overlap);
+                found = pats
+                    .iter()
+                    .filter_map(|p| find(&hay[from..], p.as_bytes()))
+                    .min()
+                    .map(|at| at + from);
+            }
+            if let Some(at) = found {
                 // The attributes before the id belong to the reply too (type may come first).
                 let tag = hay[..at].iter().rposition(|b| *b == b'<').unwrap_or(at);
                 let rest = &hay[at..];
@@ -533,7 +548,8 @@ impl Conn {
                     let end = if gt > 0 && rest[gt - 1] == b'/' {
                         Some(gt + 1)
                     } else {
-                        find(rest, b"</iq>").map(|e| e + b"</iq>".len())
+                        let from = searched.saturating_sub(overlap).max(at) - at;
+                        find(&rest[from..], b"</iq>").map(|e| from + e + b"</iq>".len())
                     };
                     if let Some(end) = end {
                         let out = hay[tag..at + end].to_vec();
@@ -542,6 +558,7 @@ impl Conn {
                     }
                 }
             }
+            searched = hay.len();
             self.fill().await?;
         }
     }

@@ -2,8 +2,8 @@
 //!
 //! Scenarios: a login storm ([`login`]), TLS handshakes alone ([`handshake`]), 1:1 chat at
 //! a fixed rate or at saturation ([`chat`]), idle connections, optionally with a few
-//! active pairs chatting among them ([`idle`]), and one multi-user chat room's fan-out
-//! ([`muc`]). Each logs in with its own light codec ([`conn`]), over plaintext, STARTTLS
+//! active pairs chatting among them ([`idle`]), one multi-user chat room's fan-out
+//! ([`muc`]), and a contest room's task changes and board ([`neerc`]). Each logs in with its own light codec ([`conn`]), over plaintext, STARTTLS
 //! or direct TLS, and, given the server's PID, samples its CPU time and memory from /proc
 //! ([`proc`]) so it can report server CPU per login, per TLS handshake, per delivered
 //! message or groupchat delivery and RSS per idle connection: figures that compare across
@@ -15,6 +15,7 @@ pub mod handshake;
 pub mod idle;
 pub mod login;
 pub mod muc;
+pub mod neerc;
 pub mod proc;
 
 use anyhow::Result;

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use rookery_bench::conn::{Mechanism, Target, TlsMode};
-use rookery_bench::{Accounts, chat, handshake, idle, login, muc};
+use rookery_bench::{Accounts, chat, handshake, idle, login, muc, neerc};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -135,6 +135,33 @@ enum Scenario {
         #[arg(long, default_value_t = 20)]
         join_concurrency: usize,
         /// Seconds to wait for stragglers after the last send.
+        #[arg(long, default_value_t = 10)]
+        drain: u64,
+    },
+    /// A contest room (NEERC service): a jury and HALLS halls; BOARD tasks for all halls
+    /// and QUERIES board queries; then CHANGES status changes by the halls at RATE/s (0:
+    /// WINDOW in flight), each broadcast to every occupant. With --small each hall changes
+    /// a task of its own, else one task assigned to every hall.
+    Neerc {
+        #[arg(long, default_value_t = 100)]
+        halls: usize,
+        #[arg(long, default_value_t = 0)]
+        board: usize,
+        #[arg(long, default_value_t = 20)]
+        queries: usize,
+        #[arg(long, default_value_t = 500)]
+        changes: u64,
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        #[arg(long, default_value_t = 4)]
+        window: usize,
+        #[arg(long)]
+        small: bool,
+        /// The contest room: a name on conference.DOMAIN.
+        #[arg(long, default_value = "contest")]
+        room: String,
+        #[arg(long, default_value_t = 20)]
+        join_concurrency: usize,
         #[arg(long, default_value_t = 10)]
         drain: u64,
     },
@@ -376,6 +403,94 @@ async fn main() -> Result<()> {
                 format!("{:.0} % of a core", r.generator_cpu_s * 100.0 / r.seconds),
             ));
             ("muc", serde_json::to_value(&r)?, t)
+        }
+        Scenario::Neerc {
+            halls,
+            board,
+            queries,
+            changes,
+            rate,
+            window,
+            small,
+            room,
+            join_concurrency,
+            drain,
+        } => {
+            let params = neerc::NeercParams {
+                room,
+                halls,
+                board,
+                queries,
+                changes,
+                rate,
+                window,
+                small,
+                join_concurrency,
+                drain: Duration::from_secs(drain),
+            };
+            let r = neerc::run(&target, &accounts, &params, pid).await?;
+            let mut t = vec![
+                ("room", r.room.clone()),
+                (
+                    "halls / occupants",
+                    format!("{} / {}", r.halls, r.occupants),
+                ),
+                ("set-up", format!("{:.1} s", r.setup_seconds)),
+                (
+                    "board",
+                    format!(
+                        "{} tasks × {} halls, {} KiB",
+                        r.board_tasks,
+                        r.halls,
+                        r.board_bytes / 1024
+                    ),
+                ),
+                ("board query p50/p90/p99/max ms", lat_ms(&r.board)),
+                (
+                    "statuses per broadcast",
+                    r.statuses_per_broadcast.to_string(),
+                ),
+                (
+                    "rate",
+                    if rate == 0 {
+                        format!("saturation (window {window})")
+                    } else {
+                        format!("{rate} changes/s, one at a time")
+                    },
+                ),
+                (
+                    "changes sent / completed",
+                    format!("{} / {}", r.changes, r.completed),
+                ),
+                ("deliveries lost", r.lost_deliveries.to_string()),
+                ("changes/s", format!("{:.1}", r.changes_per_s)),
+                ("deliveries/s", format!("{:.0}", r.deliveries_per_s)),
+                (
+                    "change → last delivery p50/p90/p99/max ms",
+                    lat_ms(&r.latency),
+                ),
+            ];
+            if let (Some(c), Some(d), Some(s)) = (
+                r.server_cpu_per_change_ms,
+                r.server_cpu_per_delivery_us,
+                r.server,
+            ) {
+                t.push(("server CPU per change", format!("{c:.2} ms")));
+                t.push(("server CPU per delivery", format!("{d:.2} µs")));
+                t.push((
+                    "server CPU",
+                    format!("{:.0} % of a core", s.cpu_s * 100.0 / r.seconds),
+                ));
+                t.push((
+                    "server RSS before/after",
+                    format!("{} / {} KiB", s.rss_before_kib, s.rss_after_kib),
+                ));
+            }
+            t.push((
+                "generator CPU",
+                format!("{:.0} % of a core", r.generator_cpu_s * 100.0 / r.seconds),
+            ));
+            ("neerc", serde_json::to_value(&r)?, t)
         }
     };
     let how = match (name, target.tls) {

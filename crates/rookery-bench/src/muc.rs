@@ -100,7 +100,7 @@ impl MucParams {
 const LOGIN_CONCURRENCY: usize = 20;
 
 /// The start tag of an element (up to its first `>`).
-fn start_tag(el: &[u8]) -> &[u8] {
+pub(crate) fn start_tag(el: &[u8]) -> &[u8] {
     let end = el
         .iter()
         .position(|b| *b == b'>')
@@ -113,13 +113,13 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 }
 
 /// Whether `el` has `name='value'` (either quote).
-fn has(el: &[u8], name: &str, value: &str) -> bool {
+pub(crate) fn has(el: &[u8], name: &str, value: &str) -> bool {
     contains(el, &format!("{name}='{value}'")) || contains(el, &format!("{name}=\"{value}\""))
 }
 
 /// Enter `room` as `nick` and wait for our own presence (status 110, §7.2.3) or an
 /// error. Whether the room was just created (status 201).
-async fn enter(c: &mut Conn, room: &str, nick: &str) -> Result<bool> {
+pub(crate) async fn enter(c: &mut Conn, room: &str, nick: &str) -> Result<bool> {
     c.send(
         format!(
             "<presence to='{room}/{nick}'><x xmlns='{NS_MUC}'><history maxstanzas='0'/></x></presence>"
@@ -145,7 +145,7 @@ async fn enter(c: &mut Conn, room: &str, nick: &str) -> Result<bool> {
 }
 
 /// Accept the default configuration of a new room (an instant room, §10.1.2).
-async fn instant_room(c: &mut Conn, room: &str) -> Result<()> {
+pub(crate) async fn instant_room(c: &mut Conn, room: &str) -> Result<()> {
     c.send(
         format!(
             "<iq type='set' to='{room}' id='instant'><query xmlns='{NS_OWNER}'><x xmlns='jabber:x:data' type='submit'/></query></iq>"
@@ -168,7 +168,7 @@ async fn instant_room(c: &mut Conn, room: &str) -> Result<()> {
 
 /// Run `f` on each connection, at most `concurrency` at once; the connections back, in
 /// order, or the first error.
-async fn on_each<F, Fut>(
+pub(crate) async fn on_each<F, Fut>(
     conns: Vec<Conn>,
     concurrency: usize,
     progress: Option<&'static str>,

@@ -58,6 +58,39 @@ pub struct Config {
     pub muc: Muc,
     /// The NEERC contest service (`[neerc]`).
     pub neerc: Neerc,
+    /// External components, XEP-0114 (`[[component]]`). Default none.
+    pub components: Vec<Component>,
+    /// Server-to-server federation (`[s2s]`).
+    pub s2s: S2s,
+}
+
+/// Server-to-server federation (`[s2s]`, RFC 6120 and XEP-0220 dialback). Federation is on
+/// while `[listen] s2s` is set: peers verify us by connecting back to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S2s {
+    /// Accept peers whose certificate does not validate (self-signed, private CA), with
+    /// dialback as the only proof of identity: for a LAN. Default `false`.
+    pub accept_self_signed: bool,
+    /// Seconds an outgoing connection has to connect, negotiate TLS and be authenticated
+    /// before what waits for it bounces `remote-server-timeout`. Default 10; 1 to 300.
+    pub connect_timeout_secs: u64,
+    /// Close a server-to-server connection after this many seconds without a stanza;
+    /// 0 never closes idle connections. Default 600; 0 to 86400.
+    pub idle_timeout_secs: u64,
+    /// Static addresses of peers (`[s2s.hosts]`): domain (lowercased) → `"host:port"`,
+    /// used instead of DNS. Default none.
+    pub hosts: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for S2s {
+    fn default() -> Self {
+        S2s {
+            accept_self_signed: false,
+            connect_timeout_secs: 10,
+            idle_timeout_secs: 600,
+            hosts: Default::default(),
+        }
+    }
 }
 
 /// Listening sockets (`[listen]`).
@@ -72,6 +105,33 @@ pub struct Listen {
     /// Unix socket for `rookery` admin commands. `None` (the default) means
     /// `<data_dir>/admin.sock`; see [`Config::admin_socket_path`].
     pub admin_socket: Option<PathBuf>,
+    /// External components (XEP-0114). Default `127.0.0.1:5347`; `component = false`
+    /// disables it (`None`). Bound only when at least one `[[component]]` is configured.
+    pub component: Option<SocketAddr>,
+    /// Server-to-server (federation). Default `127.0.0.1:5269`; `s2s = false` disables
+    /// federation in both directions (`None`).
+    pub s2s: Option<SocketAddr>,
+}
+
+/// One external component (`[[component]]`, XEP-0114): the domain it serves and the
+/// secret of its handshake.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Component {
+    /// The component's domain (e.g. `echo.example.org`), stored lowercased. It must not be
+    /// a hosted domain, a built-in service's domain or another component's.
+    pub name: String,
+    /// The shared secret of the handshake. Must not be empty.
+    pub secret: String,
+}
+
+impl fmt::Debug for Component {
+    // The secret stays out of logs and debug output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Component")
+            .field("name", &self.name)
+            .field("secret", &"<hidden>")
+            .finish()
+    }
 }
 
 /// TLS certificate and private key (`[tls]`), both PEM files.
@@ -124,7 +184,9 @@ pub struct Limits {
 /// Authentication (`[auth]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Auth {
-    /// Account backend; only `"internal"` for now. Default `"internal"`.
+    /// Account backend: `"internal"` (Rookery's own store, SCRAM keys) or `"external"`
+    /// (a program speaking ejabberd's extauth protocol; then only PLAIN over TLS is
+    /// offered). Default `"internal"`.
     pub backend: String,
     /// SCRAM iterations for new passwords. Default 4096; 4096 to 1000000.
     pub scram_iterations: u32,
@@ -138,6 +200,15 @@ pub struct Auth {
     /// Delay before answering a failed authentication, in milliseconds.
     /// Default 1000; 0 to 10000.
     pub failure_delay_ms: u64,
+    /// The external authentication program and its arguments (`backend = "external"`).
+    /// Default `[]`; required with the external backend, and only allowed with it.
+    pub extauth_program: Vec<String>,
+    /// How many copies of the external program run, each answering one request at a
+    /// time. Default 1; 1 to 64.
+    pub extauth_pool_size: usize,
+    /// Seconds the external program has to answer a request before it is killed and
+    /// restarted. Default 10; 1 to 300.
+    pub extauth_timeout_secs: u64,
 }
 
 /// Built-in modules (`[modules]`).
@@ -180,6 +251,11 @@ pub struct Neerc {
     /// Accept any status change of an assigned user, as the original service did,
     /// instead of enforcing the task state machine. Default false.
     pub lax_status: bool,
+    /// The contest system's clock file (`<clock time length status/>`), watched for
+    /// changes. Without one, the jury sets the clock by command.
+    pub clock_file: Option<PathBuf>,
+    /// How often the clock file is looked at, in milliseconds. Default 1000.
+    pub clock_poll_ms: u64,
 }
 
 /// Logging (`[log]`).
@@ -191,6 +267,8 @@ pub struct Log {
 
 const DEFAULT_C2S: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5222));
 const DEFAULT_C2S_TLS: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5223));
+const DEFAULT_COMPONENT: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5347));
+const DEFAULT_S2S: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5269));
 
 impl Default for Config {
     fn default() -> Self {
@@ -206,6 +284,8 @@ impl Default for Config {
             log: Log::default(),
             muc: Muc::default(),
             neerc: Neerc::default(),
+            components: Vec::new(),
+            s2s: S2s::default(),
         }
     }
 }
@@ -217,6 +297,8 @@ impl Default for Neerc {
             subdomain: "neerc".to_owned(),
             default_room: "neerc".to_owned(),
             lax_status: false,
+            clock_file: None,
+            clock_poll_ms: 1000,
         }
     }
 }
@@ -240,6 +322,8 @@ impl Default for Listen {
             c2s: Some(DEFAULT_C2S),
             c2s_tls: Some(DEFAULT_C2S_TLS),
             admin_socket: None,
+            component: Some(DEFAULT_COMPONENT),
+            s2s: Some(DEFAULT_S2S),
         }
     }
 }
@@ -271,6 +355,9 @@ impl Default for Auth {
             allow_plain: true,
             registration: false,
             failure_delay_ms: 1000,
+            extauth_program: Vec::new(),
+            extauth_pool_size: 1,
+            extauth_timeout_secs: 10,
         }
     }
 }
@@ -416,10 +503,28 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
 }
 
 const TOP_KEYS: &[&str] = &[
-    "hosts", "admins", "data_dir", "listen", "tls", "limits", "auth", "modules", "log", "muc",
+    "hosts",
+    "admins",
+    "data_dir",
+    "listen",
+    "tls",
+    "limits",
+    "auth",
+    "modules",
+    "log",
+    "muc",
     "neerc",
+    "component",
+    "s2s",
 ];
-const LISTEN_KEYS: &[&str] = &["c2s", "c2s_tls", "admin_socket"];
+const LISTEN_KEYS: &[&str] = &["c2s", "c2s_tls", "admin_socket", "component", "s2s"];
+const S2S_KEYS: &[&str] = &[
+    "accept_self_signed",
+    "connect_timeout_secs",
+    "idle_timeout_secs",
+    "hosts",
+];
+const COMPONENT_KEYS: &[&str] = &["name", "secret"];
 const TLS_KEYS: &[&str] = &["cert", "key"];
 const LIMITS_KEYS: &[&str] = &[
     "max_stanza_size",
@@ -441,6 +546,9 @@ const AUTH_KEYS: &[&str] = &[
     "allow_plain",
     "registration",
     "failure_delay_ms",
+    "extauth_program",
+    "extauth_pool_size",
+    "extauth_timeout_secs",
 ];
 const MODULES_KEYS: &[&str] = &["disabled", "version_show_os"];
 const LOG_KEYS: &[&str] = &["level"];
@@ -453,9 +561,16 @@ const MUC_KEYS: &[&str] = &[
     "max_subject_chars",
 ];
 const MUC_CREATE: &[&str] = &["users", "admins"];
-const NEERC_KEYS: &[&str] = &["enabled", "subdomain", "default_room", "lax_status"];
+const NEERC_KEYS: &[&str] = &[
+    "enabled",
+    "subdomain",
+    "default_room",
+    "lax_status",
+    "clock_file",
+    "clock_poll_ms",
+];
 const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
-const AUTH_BACKENDS: &[&str] = &["internal"];
+const AUTH_BACKENDS: &[&str] = &["internal", "external"];
 
 /// Longest domain accepted in `hosts`, in bytes.
 const MAX_DOMAIN_LEN: usize = 1023;
@@ -709,6 +824,7 @@ impl Checker {
     /// the valid parts (meaningful only when no problem was reported).
     fn config(&mut self, root: &dyn TableLike) -> Config {
         let mut config = Config::default();
+        let mut components = Vec::new();
         let top = Section {
             name: None,
             known: TOP_KEYS,
@@ -764,9 +880,19 @@ impl Checker {
                         self.neerc(&section, &mut config.neerc);
                     }
                 }
+                "component" => components = self.components(entry),
+                "s2s" => {
+                    if let Some(section) = self.section("s2s", S2S_KEYS, entry) {
+                        self.s2s(&section, &mut config.s2s);
+                    }
+                }
                 _ => self.unknown(&top, entry),
             }
         }
+        // Checked once every section is read: names must not collide with the hosts and
+        // service domains, whichever order the file gives them in.
+        self.component_names(&config, &components);
+        config.components = components.into_iter().map(|(c, _)| c).collect();
         config
     }
 
@@ -825,6 +951,8 @@ impl Checker {
 
     fn listen(&mut self, section: &Section<'_>, out: &mut Listen) {
         let mut c2s_tls_at = None;
+        let mut component_at = None;
+        let mut s2s_at = None;
         for entry in &section.entries {
             let path = section.path(entry.name);
             match entry.name {
@@ -844,6 +972,18 @@ impl Checker {
                         out.admin_socket = Some(PathBuf::from(socket));
                     }
                 }
+                "component" => {
+                    if let Some(addr) = self.listener(&path, entry, "127.0.0.1:5347") {
+                        out.component = addr;
+                        component_at = Some(entry.value_at);
+                    }
+                }
+                "s2s" => {
+                    if let Some(addr) = self.listener(&path, entry, "127.0.0.1:5269") {
+                        out.s2s = addr;
+                        s2s_at = Some(entry.value_at);
+                    }
+                }
                 _ => self.unknown(section, entry),
             }
         }
@@ -854,6 +994,171 @@ impl Checker {
         {
             let message = format!("listen.c2s_tls: {tls} is already used by listen.c2s");
             self.report(at, message);
+        }
+        if let (Some(component), Some(at)) = (out.component, component_at)
+            && component.port() != 0
+        {
+            for (name, other) in [("listen.c2s", out.c2s), ("listen.c2s_tls", out.c2s_tls)] {
+                if other == Some(component) {
+                    let message =
+                        format!("listen.component: {component} is already used by {name}");
+                    self.report(at, message);
+                }
+            }
+        }
+        if let (Some(s2s), Some(at)) = (out.s2s, s2s_at)
+            && s2s.port() != 0
+        {
+            let others = [
+                ("listen.c2s", out.c2s),
+                ("listen.c2s_tls", out.c2s_tls),
+                ("listen.component", out.component),
+            ];
+            for (name, other) in others {
+                if other == Some(s2s) {
+                    let message = format!("listen.s2s: {s2s} is already used by {name}");
+                    self.report(at, message);
+                }
+            }
+        }
+    }
+
+    /// `[s2s]`: federation settings and the static host map `[s2s.hosts]`.
+    fn s2s(&mut self, section: &Section<'_>, out: &mut S2s) {
+        for entry in &section.entries {
+            let path = section.path(entry.name);
+            let path = path.as_str();
+            match entry.name {
+                "accept_self_signed" => {
+                    if let Some(v) = self.boolean(path, entry) {
+                        out.accept_self_signed = v;
+                    }
+                }
+                "connect_timeout_secs" => {
+                    if let Some(v) = self.integer(path, entry, 1..=300) {
+                        out.connect_timeout_secs = v;
+                    }
+                }
+                "idle_timeout_secs" => {
+                    if let Some(v) = self.integer(path, entry, 0..=86_400) {
+                        out.idle_timeout_secs = v;
+                    }
+                }
+                "hosts" => {
+                    let Some(table) = entry.item.as_table_like() else {
+                        self.wrong_type(path, entry, "a table of \"domain\" = \"host:port\"");
+                        continue;
+                    };
+                    for host in entries(table) {
+                        let key_path = format!("s2s.hosts.{}", host.name);
+                        let name = match domain(host.name) {
+                            Ok(d) => d,
+                            Err(why) => {
+                                let message = format!(
+                                    "{key_path}: {:?} is not a valid domain ({why})",
+                                    host.name
+                                );
+                                self.report(host.key_at, message);
+                                continue;
+                            }
+                        };
+                        let Some(addr) = self.non_empty(&key_path, &host) else {
+                            continue;
+                        };
+                        if !is_host_port(addr) {
+                            let message = format!(
+                                "{key_path}: {addr:?} is not \"host:port\" (e.g. \"192.168.1.20:5269\" or \"xmpp.example.org:5269\")"
+                            );
+                            self.report(host.value_at, message);
+                            continue;
+                        }
+                        if out.hosts.insert(name.clone(), addr.to_owned()).is_some() {
+                            self.report(
+                                host.key_at,
+                                format!("{key_path}: duplicate domain {name:?}"),
+                            );
+                        }
+                    }
+                }
+                _ => self.unknown(section, entry),
+            }
+        }
+    }
+
+    /// `[[component]]` entries, each with where its name was given (for later checks).
+    fn components(&mut self, entry: &Entry<'_>) -> Vec<(Component, usize)> {
+        let Item::ArrayOfTables(array) = entry.item else {
+            self.wrong_type("component", entry, "an array of tables ([[component]])");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, table) in array.iter().enumerate() {
+            let at = table.span().map_or(entry.value_at, |span| span.start);
+            let section = Section {
+                name: Some("component"),
+                known: COMPONENT_KEYS,
+                entries: entries(table),
+            };
+            let (mut name, mut secret) = (None, None);
+            for entry in &section.entries {
+                let path = format!("component[{i}].{}", entry.name);
+                match entry.name {
+                    "name" => {
+                        let Some(v) = self.non_empty(&path, entry) else {
+                            continue;
+                        };
+                        match domain(v) {
+                            Ok(d) => name = Some((d, entry.value_at)),
+                            Err(why) => {
+                                let message =
+                                    format!("{path}: {v:?} is not a valid domain ({why})");
+                                self.report(entry.value_at, message);
+                            }
+                        }
+                    }
+                    "secret" => {
+                        if let Some(v) = self.non_empty(&path, entry) {
+                            secret = Some(v.to_owned());
+                        }
+                    }
+                    _ => self.unknown(&section, entry),
+                }
+            }
+            for (key, missing) in [("name", name.is_none()), ("secret", secret.is_none())] {
+                let given = section.entries.iter().any(|e| e.name == key);
+                if missing && !given {
+                    self.report(at, format!("component[{i}]: {key} is required"));
+                }
+            }
+            if let (Some((name, name_at)), Some(secret)) = (name, secret) {
+                out.push((Component { name, secret }, name_at));
+            }
+        }
+        out
+    }
+
+    /// A component's name must be its own: not a hosted domain, not a built-in service's
+    /// domain, not another component's.
+    fn component_names(&mut self, config: &Config, components: &[(Component, usize)]) {
+        let mut seen = HashSet::new();
+        for (i, (c, at)) in components.iter().enumerate() {
+            let path = format!("component[{i}].name");
+            let name = &c.name;
+            if !seen.insert(name.as_str()) {
+                self.report(*at, format!("{path}: duplicate component {name:?}"));
+            } else if config.hosts.contains(name) {
+                let message = format!("{path}: {name:?} is a hosted domain (hosts)");
+                self.report(*at, message);
+            } else if let Some(service) = config.hosts.iter().find_map(|h| {
+                let muc = config.muc.enabled && *name == format!("{}.{h}", config.muc.subdomain);
+                let neerc =
+                    config.neerc.enabled && *name == format!("{}.{h}", config.neerc.subdomain);
+                muc.then_some("[muc]").or(neerc.then_some("[neerc]"))
+            }) {
+                let message =
+                    format!("{path}: {name:?} is the domain of the built-in service {service}");
+                self.report(*at, message);
+            }
         }
     }
 
@@ -975,6 +1280,8 @@ impl Checker {
     }
 
     fn auth(&mut self, section: &Section<'_>, out: &mut Auth) {
+        // Where the keys checked together below were given.
+        let (mut backend_at, mut program_at, mut plain_at) = (None, None, None);
         for entry in &section.entries {
             let path = section.path(entry.name);
             let path = path.as_str();
@@ -983,6 +1290,7 @@ impl Checker {
                     if let Some(backend) = self.string(path, entry) {
                         if AUTH_BACKENDS.contains(&backend) {
                             out.backend = backend.to_owned();
+                            backend_at = Some(entry.value_at);
                         } else {
                             let message = format!(
                                 "{path}: unknown backend {backend:?} (supported: {})",
@@ -1005,6 +1313,7 @@ impl Checker {
                 "allow_plain" => {
                     if let Some(v) = self.boolean(path, entry) {
                         out.allow_plain = v;
+                        plain_at = Some(entry.value_at);
                     }
                 }
                 "registration" => {
@@ -1017,8 +1326,101 @@ impl Checker {
                         out.failure_delay_ms = v;
                     }
                 }
+                "extauth_program" => {
+                    let program = self.extauth_program(path, entry);
+                    program_at = Some((entry.value_at, program.is_some()));
+                    if let Some(program) = program {
+                        out.extauth_program = program;
+                    }
+                }
+                "extauth_pool_size" => {
+                    if let Some(v) = self.integer(path, entry, 1..=64) {
+                        out.extauth_pool_size = v;
+                    }
+                }
+                "extauth_timeout_secs" => {
+                    if let Some(v) = self.integer(path, entry, 1..=300) {
+                        out.extauth_timeout_secs = v;
+                    }
+                }
                 _ => self.unknown(section, entry),
             }
+        }
+        self.extauth_consistent(out, backend_at, program_at, plain_at);
+    }
+
+    /// `auth.extauth_program`: the program (an existing file when given as a path) and
+    /// its arguments.
+    fn extauth_program(&mut self, path: &str, entry: &Entry<'_>) -> Option<Vec<String>> {
+        let list = self.strings(path, entry)?;
+        let Some(&(program, at)) = list.first() else {
+            return Some(Vec::new());
+        };
+        if program.trim().is_empty() {
+            self.report(at, format!("{path}[0]: the program must not be empty"));
+            return None;
+        }
+        // A bare name is looked up in PATH when it starts; a path must exist now.
+        if program.contains('/') {
+            let file = Path::new(program);
+            match std::fs::metadata(file) {
+                Ok(meta) if meta.is_dir() => {
+                    let message = format!("{path}[0]: {program:?} is a directory, not a program");
+                    self.report(at, message);
+                    return None;
+                }
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    let message = format!("{path}[0]: program {program:?} does not exist");
+                    self.report(at, message);
+                    return None;
+                }
+                Err(err) => {
+                    let message = format!("{path}[0]: cannot access {program:?}: {err}");
+                    self.report(at, message);
+                    return None;
+                }
+            }
+        }
+        Some(list.into_iter().map(|(s, _)| s.to_owned()).collect())
+    }
+
+    /// The external backend needs its program and PLAIN; the program needs the backend.
+    /// `program_at` is where the program was given and whether it was valid (an invalid
+    /// one is reported already).
+    fn extauth_consistent(
+        &mut self,
+        auth: &Auth,
+        backend_at: Option<usize>,
+        program_at: Option<(usize, bool)>,
+        plain_at: Option<usize>,
+    ) {
+        let external = auth.backend == "external";
+        match (external, backend_at, program_at) {
+            (_, _, Some((_, false))) => {}
+            (true, Some(at), None) => self.report(
+                at,
+                "auth.backend = \"external\" needs auth.extauth_program = \
+                 [\"/path/to/program\", \"arguments\"...]"
+                    .to_owned(),
+            ),
+            (true, _, Some((at, _))) if auth.extauth_program.is_empty() => self.report(
+                at,
+                "auth.extauth_program: the external backend needs a program".to_owned(),
+            ),
+            (false, _, Some((at, _))) if !auth.extauth_program.is_empty() => self.report(
+                at,
+                "auth.extauth_program is only used with auth.backend = \"external\"".to_owned(),
+            ),
+            _ => {}
+        }
+        if let (true, Some(at)) = (external && !auth.allow_plain, plain_at) {
+            self.report(
+                at,
+                "auth.allow_plain = false leaves no mechanism with auth.backend = \"external\" \
+                 (SCRAM needs keys stored by this server)"
+                    .to_owned(),
+            );
         }
     }
 
@@ -1167,6 +1569,16 @@ impl Checker {
                         out.lax_status = v;
                     }
                 }
+                "clock_file" => {
+                    if let Some(v) = self.non_empty(path, entry) {
+                        out.clock_file = Some(PathBuf::from(v));
+                    }
+                }
+                "clock_poll_ms" => {
+                    if let Some(v) = self.integer(path, entry, 10..=60_000) {
+                        out.clock_poll_ms = v;
+                    }
+                }
                 _ => self.unknown(section, entry),
             }
         }
@@ -1207,6 +1619,21 @@ fn quoted_list(items: &[&str]) -> String {
         .map(|item| format!("{item:?}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Whether `s` is an address to connect to: `host:port` with a non-zero port, where host is
+/// a name, an IPv4 address or a bracketed IPv6 address.
+fn is_host_port(s: &str) -> bool {
+    if s.parse::<SocketAddr>().is_ok() {
+        return true;
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    !host.is_empty()
+        && !host.contains(':')
+        && domain(host).is_ok()
+        && port.parse::<u16>().is_ok_and(|p| p != 0)
 }
 
 /// Checks a domain name and returns it lowercased, or why it is invalid.

@@ -85,9 +85,15 @@ fn example_documents_every_key() {
         ("log", LOG_KEYS),
         ("muc", MUC_KEYS),
         ("neerc", NEERC_KEYS),
+        ("s2s", S2S_KEYS),
     ];
     for key in TOP_KEYS {
-        if sections.iter().any(|(name, _)| name == key) {
+        if *key == "component" {
+            // An array of tables, none by default: documented commented out.
+            for line in ["\n# [[component]]\n", "\n# name = ", "\n# secret = "] {
+                assert!(EXAMPLE.contains(line), "{line:?}");
+            }
+        } else if sections.iter().any(|(name, _)| name == key) {
             assert!(EXAMPLE.contains(&format!("\n[{key}]\n")), "[{key}]");
         } else {
             assert!(EXAMPLE.contains(&format!("\n{key} = ")), "{key}");
@@ -123,6 +129,7 @@ data_dir = "/var/lib/rookery"
 c2s = "[::]:5222"
 c2s_tls = false
 admin_socket = "/run/rookery/admin.sock"
+component = "127.0.0.1:15347"
 
 [tls]
 cert = '{}'
@@ -169,6 +176,12 @@ enabled = false
 subdomain = "contest"
 default_room = "Jury"
 lax_status = true
+clock_file = "/var/lib/pcms/clock.xml"
+clock_poll_ms = 4000
+
+[[component]]
+name = "Echo.example.org"
+secret = "s3cret"
 "#,
         cert.display(),
         key.display()
@@ -184,6 +197,8 @@ lax_status = true
                 c2s: Some("[::]:5222".parse().unwrap()),
                 c2s_tls: None,
                 admin_socket: Some("/run/rookery/admin.sock".into()),
+                component: Some("127.0.0.1:15347".parse().unwrap()),
+                s2s: Some("127.0.0.1:5269".parse().unwrap()),
             },
             tls: Tls {
                 cert: Some(cert),
@@ -209,6 +224,9 @@ lax_status = true
                 allow_plain: false,
                 registration: true,
                 failure_delay_ms: 0,
+                extauth_program: Vec::new(),
+                extauth_pool_size: 1,
+                extauth_timeout_secs: 10,
             },
             modules: Modules {
                 disabled: vec!["version".into(), "last".into()],
@@ -230,7 +248,14 @@ lax_status = true
                 subdomain: "contest".into(),
                 default_room: "jury".into(),
                 lax_status: true,
+                clock_file: Some(PathBuf::from("/var/lib/pcms/clock.xml")),
+                clock_poll_ms: 4000,
             },
+            components: vec![Component {
+                name: "echo.example.org".into(),
+                secret: "s3cret".into(),
+            }],
+            s2s: Default::default(),
         }
     );
     assert_eq!(
@@ -577,7 +602,7 @@ fn enumerated_strings() {
     assert_eq!(
         messages,
         [
-            r#"auth.backend: unknown backend "ldap" (supported: "internal")"#,
+            r#"auth.backend: unknown backend "ldap" (supported: "internal", "external")"#,
             r#"log.level: "inf" is not a log level (expected one of "error", "warn", "info", "debug", "trace"); did you mean "info"?"#,
         ]
     );
@@ -666,4 +691,148 @@ fn neerc_names_are_checked() {
     assert_eq!(p[1].0, 3);
     assert!(p[1].2.contains("not a room name"), "{p:?}");
     assert_eq!(p[2].0, 4);
+}
+
+#[test]
+fn components_validation() {
+    let text = r#"
+hosts = ["example.org"]
+[listen]
+c2s = "127.0.0.1:5222"
+component = "127.0.0.1:5222"
+[[component]]
+name = "echo.example.org"
+secret = "one"
+[[component]]
+name = "Echo.example.org"
+secret = "two"
+[[component]]
+name = "example.org"
+secret = "three"
+[[component]]
+name = "conference.example.org"
+secret = "four"
+[[component]]
+name = "neerc.example.org"
+secret = ""
+[[component]]
+name = "a b"
+password = "x"
+"#;
+    let messages: Vec<_> = problems(text).into_iter().map(|p| p.2).collect();
+    assert_eq!(
+        messages,
+        [
+            "listen.component: 127.0.0.1:5222 is already used by listen.c2s",
+            r#"component[1].name: duplicate component "echo.example.org""#,
+            r#"component[2].name: "example.org" is a hosted domain (hosts)"#,
+            r#"component[3].name: "conference.example.org" is the domain of the built-in service [muc]"#,
+            "component[4].secret: must not be empty",
+            r#"component[5]: secret is required"#,
+            r#"component[5].name: "a b" is not a valid domain (contains whitespace or control characters)"#,
+            r#"unknown key "password" in [component]"#,
+        ],
+    );
+    // A disabled service frees its domain; a component's secret is never shown.
+    let config = ok(
+        "[neerc]\nenabled = false\n[[component]]\nname = \"neerc.localhost\"\nsecret = \"hidden-value\"\n",
+    );
+    assert_eq!(config.components[0].name, "neerc.localhost");
+    assert!(!format!("{config:?}").contains("hidden-value"));
+    assert_eq!(
+        problems("component = 1")
+            .into_iter()
+            .map(|p| p.2)
+            .collect::<Vec<_>>(),
+        ["component: expected an array of tables ([[component]]), found integer"]
+    );
+}
+
+#[test]
+fn external_auth_settings_are_checked_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("extauth.py");
+    std::fs::write(&script, "").unwrap();
+    let config = ok(&format!(
+        "[auth]\nbackend = \"external\"\nextauth_program = [\"/usr/bin/python3\", '{}', \"a:b\"]\n\
+         extauth_pool_size = 3\nextauth_timeout_secs = 2\n",
+        script.display()
+    ));
+    assert_eq!(config.auth.backend, "external");
+    assert_eq!(
+        config.auth.extauth_program,
+        ["/usr/bin/python3", &script.display().to_string(), "a:b"]
+    );
+    assert_eq!(config.auth.extauth_pool_size, 3);
+    assert_eq!(config.auth.extauth_timeout_secs, 2);
+    // A bare name is looked up in PATH when the program starts.
+    ok("[auth]\nbackend = \"external\"\nextauth_program = [\"extauth\"]\n");
+
+    let messages =
+        |text: &str| -> Vec<String> { problems(text).into_iter().map(|p| p.2).collect() };
+    assert_eq!(
+        messages("[auth]\nbackend = \"external\"\n"),
+        [
+            r#"auth.backend = "external" needs auth.extauth_program = ["/path/to/program", "arguments"...]"#
+        ]
+    );
+    assert_eq!(
+        messages("[auth]\nbackend = \"external\"\nextauth_program = []\n"),
+        ["auth.extauth_program: the external backend needs a program"]
+    );
+    assert_eq!(
+        messages("[auth]\nextauth_program = [\"extauth\"]\n"),
+        [r#"auth.extauth_program is only used with auth.backend = "external""#]
+    );
+    assert_eq!(
+        messages(
+            "[auth]\nbackend = \"external\"\nextauth_program = [\"/no/such/extauth\"]\n\
+             allow_plain = false\nextauth_pool_size = 0\nextauth_timeout_secs = 301\n"
+        ),
+        [
+            r#"auth.extauth_program[0]: program "/no/such/extauth" does not exist"#,
+            r#"auth.allow_plain = false leaves no mechanism with auth.backend = "external" (SCRAM needs keys stored by this server)"#,
+            "auth.extauth_pool_size: 0 is out of range (allowed: 1 to 64)",
+            "auth.extauth_timeout_secs: 301 is out of range (allowed: 1 to 300)",
+        ]
+    );
+    assert_eq!(
+        messages("[auth]\nbackend = \"external\"\nextauth_program = [\"\", 1]\n"),
+        [
+            "auth.extauth_program[0]: the program must not be empty",
+            "auth.extauth_program[1]: expected a string, found integer",
+        ]
+    );
+}
+
+#[test]
+fn s2s_listener_and_static_hosts() {
+    assert_eq!(
+        Config::default().listen.s2s,
+        Some("127.0.0.1:5269".parse().unwrap())
+    );
+    let config = ok(
+        "[listen]\ns2s = false\n\n[s2s]\naccept_self_signed = true\nconnect_timeout_secs = 3\nidle_timeout_secs = 0\n\n[s2s.hosts]\n\"B.Example\" = \"127.0.0.1:5270\"\n\"c.example\" = \"xmpp.c.example:5269\"\n\"d.example\" = \"[::1]:5269\"\n",
+    );
+    assert_eq!(config.listen.s2s, None);
+    assert!(config.s2s.accept_self_signed);
+    assert_eq!(config.s2s.connect_timeout_secs, 3);
+    assert_eq!(config.s2s.idle_timeout_secs, 0);
+    assert_eq!(
+        config.s2s.hosts.get("b.example").map(String::as_str),
+        Some("127.0.0.1:5270")
+    );
+    assert_eq!(config.s2s.hosts.len(), 3);
+
+    let found = problems(
+        "[listen]\nc2s = \"127.0.0.1:6000\"\ns2s = \"127.0.0.1:6000\"\n\n[s2s]\nconnect_timeout_secs = 0\nhosts = { \"b.example\" = \"nowhere\", \"c example\" = \"c:5269\", \"d.example\" = \"d:0\" }\n",
+    );
+    let messages: Vec<&str> = found.iter().map(|p| p.2.as_str()).collect();
+    assert_eq!(messages.len(), 5, "{messages:?}");
+    assert!(messages[0].contains("listen.s2s: 127.0.0.1:6000 is already used by listen.c2s"));
+    assert!(messages[1].contains("s2s.connect_timeout_secs: 0 is out of range"));
+    assert!(messages[2].contains("s2s.hosts.b.example: \"nowhere\" is not \"host:port\""));
+    assert!(messages[3].contains("is not a valid domain"));
+    assert!(messages[4].contains("s2s.hosts.d.example: \"d:0\" is not \"host:port\""));
+    assert_eq!(found[0].0, 3);
 }

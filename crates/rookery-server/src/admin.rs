@@ -35,6 +35,18 @@ pub enum AdminRequest {
         host: String,
         op: crate::modules::groups::GroupOp,
     },
+    /// Create or set up a persistent, members-only room of the chat room service, adding
+    /// affiliations (`rookery contest init`).
+    MucRoom {
+        host: String,
+        setup: crate::muc::provision::RoomSetup,
+    },
+    /// The contest tasks of a room (`rookery neerc …`); needs the running server.
+    Neerc {
+        host: String,
+        room: String,
+        op: crate::neerc::admin::NeercOp,
+    },
     /// Online sessions and uptime.
     Status,
     /// The ad-hoc commands of the first host: items are `node<TAB>name`.
@@ -107,19 +119,29 @@ impl AdminTarget<'_> {
             AdminTarget::Offline { config, .. } => config,
         }
     }
+    /// The running server's account backend, or one of our own (an external program is
+    /// then started for this command only).
+    fn auth_backend(&self) -> accounts::AuthBackend {
+        match self {
+            AdminTarget::Running(s) => s.auth_backend().clone(),
+            AdminTarget::Offline { config, .. } => accounts::AuthBackend::from_config(config),
+        }
+    }
 }
 
 /// Run one admin command.
 pub async fn execute(target: AdminTarget<'_>, req: AdminRequest) -> AdminResponse {
     let config = target.config();
     let stores = target.stores();
+    let backend = target.auth_backend();
+    let accounts = accounts::Accounts::new(stores, config, &backend);
     match req {
         AdminRequest::UserAdd { jid, password } => {
             let jid = match accounts::parse_user(config, &jid) {
                 Ok(j) => j,
                 Err(e) => return AdminResponse::err(e),
             };
-            match accounts::create(stores, config, &jid, &password).await {
+            match accounts.create(&jid, &password).await {
                 Ok(()) => {
                     tracing::info!(%jid, "account created");
                     if let AdminTarget::Running(server) = target {
@@ -141,7 +163,7 @@ pub async fn execute(target: AdminTarget<'_>, req: AdminRequest) -> AdminRespons
                     accounts::remove(server, &jid, "your account has been deleted").await
                 }
                 AdminTarget::Offline { .. } => {
-                    let deleted = accounts::delete(stores, &jid).await;
+                    let deleted = accounts.delete(&jid).await;
                     if deleted.is_ok() {
                         // What the running server's UserDeleted hook would do.
                         crate::modules::groups::user_deleted(stores, &jid).await;
@@ -160,7 +182,7 @@ pub async fn execute(target: AdminTarget<'_>, req: AdminRequest) -> AdminRespons
                 Ok(j) => j,
                 Err(e) => return AdminResponse::err(e),
             };
-            match accounts::set_password(stores, config, &jid, &password).await {
+            match accounts.set_password(&jid, &password).await {
                 Ok(()) => AdminResponse::ok(format!("changed the password of {jid}")),
                 Err(e) => AdminResponse::err(e),
             }
@@ -193,6 +215,35 @@ pub async fn execute(target: AdminTarget<'_>, req: AdminRequest) -> AdminRespons
                 command: None,
             }
         }
+        AdminRequest::MucRoom { host, setup } => {
+            let server = match target {
+                AdminTarget::Running(server) => Some(server),
+                AdminTarget::Offline { .. } => None,
+            };
+            let (ok, message, items) =
+                crate::muc::provision::admin(server, stores, config, &host, setup).await;
+            AdminResponse {
+                ok,
+                message,
+                items,
+                command: None,
+            }
+        }
+        AdminRequest::Neerc { host, room, op } => match target {
+            AdminTarget::Running(server) => {
+                let (ok, message, items) =
+                    crate::neerc::admin::admin(server, &host, &room, op).await;
+                AdminResponse {
+                    ok,
+                    message,
+                    items,
+                    command: None,
+                }
+            }
+            AdminTarget::Offline { .. } => AdminResponse::err(
+                "the server is not running; contest tasks are changed through it (start it with `rookery serve`)",
+            ),
+        },
         AdminRequest::Status => match target {
             AdminTarget::Running(server) => {
                 let sessions = server.sm().all();

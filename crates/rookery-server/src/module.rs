@@ -82,6 +82,9 @@ pub enum Event {
     Started,
     /// A message for a local user found no resource to deliver it to.
     MessageUndeliverable { to: BareJid, stanza: Element },
+    /// A user's session entered a multi-user chat room (after the room's own answers
+    /// were queued).
+    OccupantJoined { room: BareJid, occupant: FullJid },
 }
 
 /// The kind of an [`Event`], to register a hook for.
@@ -94,6 +97,7 @@ pub enum EventKind {
     UserRegistered,
     Started,
     MessageUndeliverable,
+    OccupantJoined,
 }
 
 impl Event {
@@ -106,6 +110,7 @@ impl Event {
             Event::UserRegistered { .. } => EventKind::UserRegistered,
             Event::Started => EventKind::Started,
             Event::MessageUndeliverable { .. } => EventKind::MessageUndeliverable,
+            Event::OccupantJoined { .. } => EventKind::OccupantJoined,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! XML namespaces used by the server, in one place.
 
 pub const CLIENT: &str = "jabber:client";
+/// The stream namespace of external components (XEP-0114).
+pub const COMPONENT_ACCEPT: &str = "jabber:component:accept";
 pub const STREAMS: &str = "http://etherx.jabber.org/streams";
 pub const STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 pub const STANZA_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";

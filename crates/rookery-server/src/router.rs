@@ -1,6 +1,6 @@
 //! The router (seed 002 §3.1–3.3): every stanza goes through [`Server::route`], which picks
 //! the destination by domain — a hosted domain (local router / session manager), a service
-//! with its own route, or (not yet) a remote server.
+//! with its own route, or a remote server (the S2S manager, `s2s/`).
 //!
 //! Delivery to local users follows RFC 6121 §8.5.
 
@@ -77,12 +77,10 @@ impl Server {
             self.route_local(to, stanza).await
         } else if let Some(service) = self.service(domain) {
             service.route(self, stanza).await
+        } else if crate::component::is_configured(self, domain) {
+            crate::component::unavailable(self, domain, &stanza).await
         } else {
-            let err = StanzaError::new(
-                Condition::RemoteServerNotFound,
-                format!("this server does not federate; {domain} is not reachable from here"),
-            );
-            self.bounce(&stanza, err).await
+            crate::s2s::route(self, domain, stanza).await
         }
     }
 
@@ -235,16 +233,9 @@ impl Server {
         if self.sm().is_online(bare) {
             return true;
         }
-        let Some(node) = bare.node() else {
-            return false;
-        };
-        self.stores()
-            .accounts
-            .account_exists(bare.domain().as_str(), node.as_str())
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "store failure checking an account");
-                false
-            })
+        self.accounts().exists(bare).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "store failure checking an account");
+            false
+        })
     }
 }

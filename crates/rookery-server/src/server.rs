@@ -39,6 +39,10 @@ struct Inner {
     logins: crate::logins::LoginLog,
     /// Shared group contacts per user, for rosters and presence.
     groups: crate::modules::groups::Cache,
+    /// Who checks passwords (`auth.backend`); see `accounts.rs`.
+    auth: crate::accounts::AuthBackend,
+    /// Server-to-server federation (`s2s/`).
+    s2s: crate::s2s::S2s,
 }
 
 /// How an administrator asked the server to end.
@@ -57,6 +61,10 @@ pub struct Server(Arc<Inner>);
 pub struct Listening {
     pub c2s: Option<SocketAddr>,
     pub c2s_tls: Option<SocketAddr>,
+    /// External components (XEP-0114); only when some are configured.
+    pub component: Option<SocketAddr>,
+    /// Server-to-server (federation); `None` when disabled.
+    pub s2s: Option<SocketAddr>,
     pub admin_socket: Option<PathBuf>,
 }
 
@@ -71,6 +79,8 @@ impl Server {
             configured_admins: std::sync::RwLock::new(config.admins.clone()),
             exit: tokio::sync::watch::Sender::new(None),
             config_path: std::sync::Mutex::new(None),
+            auth: crate::accounts::AuthBackend::from_config(&config),
+            s2s: crate::s2s::S2s::new(&config),
             config,
             stores,
             registry: Registry::default(),
@@ -124,6 +134,8 @@ impl Server {
         let mut listening = Listening {
             c2s: None,
             c2s_tls: None,
+            component: None,
+            s2s: None,
             admin_socket: None,
         };
         if let Some(addr) = cfg.listen.c2s {
@@ -139,6 +151,26 @@ impl Server {
                 .with_context(|| format!("binding c2s_tls on {addr}"))?;
             listening.c2s_tls = Some(l.local_addr()?);
             self.spawn(crate::c2s::serve(self.clone(), l, true));
+        }
+        if let Some(addr) = cfg.listen.component
+            && !cfg.components.is_empty()
+        {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the component listener on {addr}"))?;
+            listening.component = Some(l.local_addr()?);
+            self.spawn(crate::component::serve(self.clone(), l));
+        }
+        if let Some(addr) = cfg.listen.s2s {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding s2s on {addr}"))?;
+            listening.s2s = Some(l.local_addr()?);
+            self.spawn(crate::s2s::serve(self.clone(), l));
+        }
+        if let crate::accounts::AuthBackend::External(extauth) = &self.0.auth {
+            extauth.start();
+            extauth.stop_on(self.shutdown_token().clone());
         }
         let path = cfg.admin_socket_path();
         listening.admin_socket = Some(crate::admin::listen(self.clone(), &path)?);
@@ -188,6 +220,10 @@ impl Server {
     pub fn stores(&self) -> &Stores {
         &self.0.stores
     }
+    /// The account backend; account operations go through [`Server::accounts`].
+    pub fn auth_backend(&self) -> &crate::accounts::AuthBackend {
+        &self.0.auth
+    }
     pub fn registry(&self) -> &Registry {
         &self.0.registry
     }
@@ -196,6 +232,10 @@ impl Server {
     }
     pub fn sm(&self) -> &SessionManager {
         &self.0.sm
+    }
+    /// The S2S manager (federation).
+    pub fn s2s(&self) -> &crate::s2s::S2s {
+        &self.0.s2s
     }
     pub fn tls(&self) -> Option<&TlsSetup> {
         self.0.tls.as_ref()
@@ -212,6 +252,16 @@ impl Server {
     /// Give a service its own domain (ejabberd's `register_local_route`).
     pub fn register_service(&self, domain: &str, route: Arc<dyn Route>) {
         self.0.services.insert(domain.to_owned(), route);
+    }
+    /// Register a route unless the domain has one already (a component connecting).
+    pub fn try_register_service(&self, domain: &str, route: Arc<dyn Route>) -> bool {
+        match self.0.services.entry(domain.to_owned()) {
+            dashmap::Entry::Occupied(_) => false,
+            dashmap::Entry::Vacant(v) => {
+                v.insert(route);
+                true
+            }
+        }
     }
     pub fn unregister_service(&self, domain: &str) {
         self.0.services.remove(domain);

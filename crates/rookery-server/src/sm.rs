@@ -32,7 +32,12 @@ impl Prepared {
         let mut s = stanza.clone();
         s.attrs_mut().remove(&crate::xml::no_ns(), "to");
         let bytes = rookery_xml::serialize(&s, crate::ns::CLIENT);
-        let text = String::from_utf8(bytes).expect("serialised XML is UTF-8");
+        Prepared::from_text(String::from_utf8(bytes).expect("serialised XML is UTF-8"))
+    }
+
+    /// A stanza already serialised for c2s streams (`jabber:client` as the default
+    /// namespace), without a `to`.
+    pub fn from_text(text: String) -> Arc<Prepared> {
         // Split right after the element name: `<message` | ` from='…' …>…</message>`.
         let at = text[1..]
             .find([' ', '>', '/'])

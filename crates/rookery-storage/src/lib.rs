@@ -540,6 +540,20 @@ pub struct StoredTask {
     pub created_ms: i64,
     /// The assignees and their statuses, in assignment order.
     pub statuses: Vec<StoredTaskStatus>,
+    /// For a scheduled task (not live yet): when it becomes live.
+    pub schedule: Option<TaskSchedule>,
+}
+
+/// When a scheduled task becomes live, by the contest clock or the wall clock.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskSchedule {
+    /// `start` (contest time), `end` (relative to the contest's end) or `absolute`.
+    pub base: String,
+    /// Milliseconds: contest time for `start`, an offset from the end (negative before
+    /// it) for `end`, since the Unix epoch for `absolute`.
+    pub at_ms: i64,
+    /// A power user confirms it before it goes live; otherwise it goes live by itself.
+    pub confirm: bool,
 }
 
 /// One assignee's status on a task.
@@ -609,6 +623,9 @@ pub trait TaskStore: Send + Sync {
     /// Removes a task and its statuses; `false` (and nothing logged) if there was none.
     async fn delete_task(&self, service: &str, room: &str, task: &str, actor: &str)
     -> Result<bool>;
+
+    /// The rooms of a service that have tasks.
+    async fn task_rooms(&self, service: &str) -> Result<Vec<String>>;
 
     /// The most recent `limit` audit entries of the room, oldest first.
     async fn task_log(&self, service: &str, room: &str, limit: u32) -> Result<Vec<TaskLogEntry>>;

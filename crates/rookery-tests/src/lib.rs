@@ -11,6 +11,8 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod contest;
+
 pub use minidom::Element;
 pub use rookery_client;
 
@@ -21,6 +23,10 @@ pub struct TestServer {
     pub c2s: SocketAddr,
     /// Direct-TLS c2s listener.
     pub c2s_tls: SocketAddr,
+    /// The XEP-0114 component listener, when components are configured.
+    pub component: Option<SocketAddr>,
+    /// The server-to-server listener, when federation is on (see [`TestServer::federated`]).
+    pub s2s: Option<SocketAddr>,
     /// The generated CA certificate, PEM, for clients to trust.
     pub ca_pem: String,
     pub config: Config,
@@ -36,6 +42,9 @@ fn base_config(dir: &TempDir) -> Config {
     };
     c.listen.c2s = Some("127.0.0.1:0".parse().unwrap());
     c.listen.c2s_tls = Some("127.0.0.1:0".parse().unwrap());
+    c.listen.component = Some("127.0.0.1:0".parse().unwrap());
+    // No federation unless a test asks for it (`TestServer::federated`).
+    c.listen.s2s = None;
     c.auth.failure_delay_ms = 50;
     c
 }
@@ -61,6 +70,8 @@ impl TestServer {
             server,
             c2s: listening.c2s.expect("c2s listener"),
             c2s_tls: listening.c2s_tls.expect("c2s_tls listener"),
+            component: listening.component,
+            s2s: listening.s2s,
             ca_pem,
             config,
             dir,
@@ -193,4 +204,216 @@ pub fn stanza(xml: &str) -> Element {
     wrapped
         .parse()
         .unwrap_or_else(|e| panic!("bad test XML {xml}: {e}"))
+}
+
+/// The side of an external component (XEP-0114), written out by hand so tests see
+/// every byte: the handshake, then stanzas in `jabber:component:accept`.
+pub struct ComponentStream {
+    tcp: TcpStream,
+    parser: rookery_xml::StreamParser,
+    events: std::collections::VecDeque<rookery_xml::StreamEvent>,
+    /// Everything the server sent since the handshake (or since the connection opened,
+    /// until it succeeds), for checking stream errors.
+    transcript: Vec<u8>,
+}
+
+/// The namespace of a component's stream.
+pub const COMPONENT_NS: &str = "jabber:component:accept";
+
+impl TestServer {
+    /// Connect a component named `name` with `secret`; panics if the server refuses it.
+    pub async fn component(&self, name: &str, secret: &str) -> ComponentStream {
+        match ComponentStream::connect(self.component_addr(), name, secret).await {
+            Ok(c) => c,
+            Err(said) => panic!("component {name} was refused: {said}"),
+        }
+    }
+
+    /// The component listener's address (components must be configured).
+    pub fn component_addr(&self) -> SocketAddr {
+        self.component
+            .expect("no component listener: configure a [[component]]")
+    }
+
+    /// A raw TCP connection to the component port.
+    pub async fn raw_component(&self) -> Raw {
+        Raw(TcpStream::connect(self.component_addr())
+            .await
+            .expect("connect"))
+    }
+}
+
+/// The opening a component sends: its own name in `to`, no version.
+pub fn component_header(name: &str) -> String {
+    format!(
+        "<?xml version='1.0'?><stream:stream xmlns='{COMPONENT_NS}' xmlns:stream='http://etherx.jabber.org/streams' to='{name}'>"
+    )
+}
+
+impl ComponentStream {
+    /// Open the stream and do the handshake. On refusal, everything the server sent until
+    /// it closed the connection.
+    pub async fn connect(
+        addr: SocketAddr,
+        name: &str,
+        secret: &str,
+    ) -> Result<ComponentStream, String> {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let mut c = ComponentStream {
+            tcp,
+            parser: rookery_xml::StreamParser::new(rookery_xml::Limits::default()),
+            events: Default::default(),
+            transcript: Vec::new(),
+        };
+        c.send_raw(component_header(name).as_bytes()).await;
+        let id = match c.next_event().await {
+            Some(rookery_xml::StreamEvent::Header(h)) => h.id.unwrap_or_default(),
+            _ => return Err(c.read_to_close().await),
+        };
+        let digest = rookery_server::component::handshake_digest(&id, secret);
+        c.send_raw(format!("<handshake>{digest}</handshake>").as_bytes())
+            .await;
+        match c.next_event().await {
+            Some(rookery_xml::StreamEvent::Stanza(e)) if e.is("handshake", COMPONENT_NS) => {
+                c.transcript.clear();
+                Ok(c)
+            }
+            _ => Err(c.read_to_close().await),
+        }
+    }
+
+    /// Send a stanza. One built in `jabber:client` (e.g. with [`stanza`]) is written without
+    /// a namespace, so it takes the stream's, as a component's stanzas do.
+    pub async fn send(&mut self, stanza: &Element) {
+        let bytes = rookery_xml::serialize(stanza, "jabber:client");
+        self.send_raw(&bytes).await
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        // The server may have closed already; what it said is read by `read_to_close`.
+        let _ = self.tcp.write_all(bytes).await;
+    }
+
+    /// The next stanza (panics after 5 s, or if the stream ends).
+    pub async fn recv(&mut self) -> Element {
+        match tokio::time::timeout(Duration::from_secs(5), self.next_event()).await {
+            Ok(Some(rookery_xml::StreamEvent::Stanza(e))) => e,
+            Ok(other) => panic!(
+                "the component expected a stanza, got {other:?}; the server sent: {}",
+                String::from_utf8_lossy(&self.transcript)
+            ),
+            Err(_) => panic!("the component received nothing within 5 s"),
+        }
+    }
+
+    /// Nothing arrives within `d`.
+    pub async fn expect_silence(&mut self, d: Duration) {
+        if let Ok(ev) = tokio::time::timeout(d, self.next_event()).await {
+            panic!("the component expected silence, got {ev:?}");
+        }
+    }
+
+    /// Everything the server sent (since the handshake) until it closed the connection.
+    pub async fn read_to_close(&mut self) -> String {
+        let mut buf = [0u8; 8192];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, self.tcp.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => self.transcript.extend_from_slice(&buf[..n]),
+                Err(_) => panic!(
+                    "the server did not close the component's connection; it sent: {}",
+                    String::from_utf8_lossy(&self.transcript)
+                ),
+            }
+        }
+        String::from_utf8_lossy(&self.transcript).into_owned()
+    }
+
+    /// Close the stream and wait until the server closes its side.
+    pub async fn close(mut self) -> String {
+        self.send_raw(b"</stream:stream>").await;
+        self.read_to_close().await
+    }
+
+    /// The next event, or `None` when the connection ends or the input is malformed.
+    async fn next_event(&mut self) -> Option<rookery_xml::StreamEvent> {
+        let mut buf = [0u8; 8192];
+        loop {
+            if let Some(ev) = self.events.pop_front() {
+                return Some(ev);
+            }
+            let n = match self.tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => n,
+            };
+            self.transcript.extend_from_slice(&buf[..n]);
+            let mut out = Vec::new();
+            let ok = self.parser.feed(&buf[..n], &mut out).is_ok();
+            self.events.extend(out);
+            if !ok && self.events.is_empty() {
+                return None;
+            }
+        }
+    }
+}
+
+/// Run the ad-hoc command `node` of `to` to its end as `c`, completing its form (if it
+/// shows one) with `fields`; panics unless it completes.
+pub async fn run_command(
+    c: &mut Client,
+    to: &str,
+    node: &str,
+    fields: &[(&str, &[&str])],
+) -> rookery_client::CommandSession {
+    let mut session = c
+        .execute(to, node)
+        .await
+        .unwrap_or_else(|e| panic!("{node}: {e}"));
+    if session.is_executing() {
+        let mut form = session.form.clone().expect("a form").to_submission();
+        for (var, values) in fields {
+            form = form.set(var, values);
+        }
+        session
+            .complete(c, Some(form))
+            .await
+            .unwrap_or_else(|e| panic!("{node}: {e}"));
+    }
+    assert!(session.is_completed(), "{node}: {session:?}");
+    session
+}
+
+impl TestServer {
+    /// Two servers federating over loopback: the first serves only `domain_a`, the second
+    /// only `domain_b`; each has a server-to-server listener on a free port, knows the
+    /// other's address (as `[s2s.hosts]` would say) and accepts its self-signed
+    /// certificate. `f` changes both configurations.
+    pub async fn federated(
+        domain_a: &str,
+        domain_b: &str,
+        f: impl Fn(&mut Config),
+    ) -> (TestServer, TestServer) {
+        let configure = |domain: &str| {
+            let domain = domain.to_owned();
+            let f = &f;
+            move |c: &mut Config| {
+                c.hosts = vec![domain.clone()];
+                c.admins = vec![format!("admin@{domain}")];
+                c.listen.s2s = Some("127.0.0.1:0".parse().unwrap());
+                c.s2s.accept_self_signed = true;
+                f(c)
+            }
+        };
+        let a = TestServer::start_with(configure(domain_a)).await;
+        let b = TestServer::start_with(configure(domain_b)).await;
+        let (a_addr, b_addr) = (a.s2s.expect("s2s listener"), b.s2s.expect("s2s listener"));
+        a.server
+            .s2s()
+            .set_static_host(domain_b, &b_addr.to_string());
+        b.server
+            .s2s()
+            .set_static_host(domain_a, &a_addr.to_string());
+        (a, b)
+    }
 }

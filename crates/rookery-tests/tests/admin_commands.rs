@@ -27,22 +27,7 @@ async fn run(
     } else {
         format!("{ADMIN}{name}")
     };
-    let mut session = c
-        .execute("localhost", &node)
-        .await
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    if session.is_executing() {
-        let mut form = session.form.clone().expect("a form").to_submission();
-        for (var, values) in fields {
-            form = form.set(var, values);
-        }
-        session
-            .complete(c, Some(form))
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-    }
-    assert!(session.is_completed(), "{name}: {session:?}");
-    session
+    rookery_tests::run_command(c, "localhost", &node, fields).await
 }
 
 fn errors(s: &CommandSession) -> Vec<&str> {

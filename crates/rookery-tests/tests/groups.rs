@@ -360,23 +360,7 @@ async fn group_jids_name_groups_that_other_features_expand() {
 
 /// Run a group command to the end: execute, then (if it asks) complete with `fields`.
 async fn run(c: &mut Client, name: &str, fields: &[(&str, &[&str])]) -> CommandSession {
-    let node = groups::node(name);
-    let mut session = c
-        .execute("localhost", &node)
-        .await
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    if session.is_executing() {
-        let mut form = session.form.clone().expect("a form").to_submission();
-        for (var, values) in fields {
-            form = form.set(var, values);
-        }
-        session
-            .complete(c, Some(form))
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-    }
-    assert!(session.is_completed(), "{name}: {session:?}");
-    session
+    rookery_tests::run_command(c, "localhost", &groups::node(name), fields).await
 }
 
 fn notes(s: &CommandSession, kind: NoteType) -> Vec<&str> {

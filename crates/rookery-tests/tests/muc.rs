@@ -791,22 +791,7 @@ async fn run_command(
     node: &str,
     fields: &[(&str, &[&str])],
 ) -> rookery_client::CommandSession {
-    let mut session = c
-        .execute("conference.localhost", node)
-        .await
-        .unwrap_or_else(|e| panic!("{node}: {e}"));
-    if session.is_executing() {
-        let mut form = session.form.clone().expect("a form").to_submission();
-        for (var, values) in fields {
-            form = form.set(var, values);
-        }
-        session
-            .complete(c, Some(form))
-            .await
-            .unwrap_or_else(|e| panic!("{node}: {e}"));
-    }
-    assert!(session.is_completed(), "{node}: {session:?}");
-    session
+    rookery_tests::run_command(c, "conference.localhost", node, fields).await
 }
 
 #[tokio::test]

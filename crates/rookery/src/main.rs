@@ -2,7 +2,9 @@
 #![forbid(unsafe_code)]
 
 mod adhoc;
+mod contest;
 mod group;
+mod neerc;
 mod render;
 
 use anyhow::{Context, Result, bail};
@@ -36,6 +38,11 @@ enum Command {
     User(UserCommand),
     /// Manage shared groups (works whether or not the server is running).
     Group(group::GroupArgs),
+    /// Set up a NEERC contest: accounts, groups and the room (works whether or not the
+    /// server is running).
+    Contest(contest::ContestArgs),
+    /// The contest's tasks, through the running server.
+    Neerc(neerc::NeercArgs),
     /// Show whether the server runs, its uptime and sessions.
     Status,
     /// Ad-hoc commands (XEP-0050) over XMPP, logged in as an account.
@@ -142,6 +149,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let resp = admin_request(&config, group::request(args, &config)?).await?;
             Ok(report(resp))
         }
+        Command::Contest(args) => contest::contest(args, &config).await,
+        Command::Neerc(args) => neerc::neerc(args, &config).await,
         Command::User(cmd) => {
             let req = match cmd {
                 UserCommand::Add { jid, password } => {
@@ -221,6 +230,10 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<ExitCode>
     }
     if let Some(a) = listening.c2s_tls {
         println!("  c2s (direct TLS)    {a}");
+    }
+    if let Some(a) = listening.component {
+        let names: Vec<&str> = cfg.components.iter().map(|c| c.name.as_str()).collect();
+        println!("  components          {a} ({})", names.join(", "));
     }
     if let Some(p) = &listening.admin_socket {
         println!("  admin socket        {}", p.display());

@@ -15,7 +15,7 @@ fn write_config(dir: &Path) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "hosts = [\"localhost\"]\nadmins = [\"admin@localhost\"]\ndata_dir = \"{}\"\n\n[listen]\nc2s = \"127.0.0.1:0\"\nc2s_tls = \"127.0.0.1:0\"\n",
+            "hosts = [\"localhost\"]\nadmins = [\"admin@localhost\"]\ndata_dir = \"{}\"\n\n[listen]\nc2s = \"127.0.0.1:0\"\ns2s = false\nc2s_tls = \"127.0.0.1:0\"\n",
             dir.join("data").display()
         ),
     )

@@ -41,6 +41,9 @@ pub enum On {
     Hosts,
     /// One JID: a service domain, a room, …
     Jid(String),
+    /// A service's domain and every bare JID in it (`room@service`): the command sees
+    /// which one it was sent to in [`CommandRequest::to`].
+    Service(String),
 }
 
 impl On {
@@ -48,6 +51,10 @@ impl On {
         match self {
             On::Hosts => server.serves_host(responder),
             On::Jid(j) => j == responder,
+            On::Service(domain) => {
+                let (node, rest) = responder.split_once('@').unwrap_or(("", responder));
+                rest == domain && !node.is_empty() || responder == domain
+            }
         }
     }
 }

@@ -128,7 +128,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    fn new(server: &Server, io: Box<dyn Io>, peer: SocketAddr) -> Self {
+    pub(crate) fn new(server: &Server, io: Box<dyn Io>, peer: SocketAddr) -> Self {
         let l = &server.config().limits;
         let limits = Limits {
             max_stanza_bytes: l.max_stanza_size,

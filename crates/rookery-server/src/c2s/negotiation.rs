@@ -2,6 +2,7 @@
 //! SASL → reset → bind. Resets happen in [`Conn::reset`] only.
 
 use super::{Conn, End, policy};
+use crate::accounts::PasswordCheck;
 use crate::error::{StreamCondition, StreamError};
 use crate::ns;
 use crate::server::Server;
@@ -10,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use jid::BareJid;
 use minidom::Element;
-use rookery_sasl::{HashAlgo, ScramKeys, ScramServer};
+use rookery_sasl::{HashAlgo, ScramServer};
 use rookery_xml::{StreamEvent, StreamHeader};
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,10 @@ pub(crate) async fn negotiate(server: &Server, conn: &mut Conn) -> Result<Authen
 
 async fn negotiate_steps(server: &Server, conn: &mut Conn) -> Result<Authenticated, End> {
     let cfg = server.config();
-    let loopback_plain = cfg.auth.allow_plaintext_on_loopback && conn.peer.ip().is_loopback();
+    // An external backend is sent plaintext passwords: TLS always, even on loopback.
+    let external = server.auth_backend().is_external();
+    let loopback_plain =
+        cfg.auth.allow_plaintext_on_loopback && conn.peer.ip().is_loopback() && !external;
     let mut attempts = 0u32;
     loop {
         open_stream(server, conn).await?;
@@ -61,8 +65,9 @@ async fn negotiate_steps(server: &Server, conn: &mut Conn) -> Result<Authenticat
             continue;
         }
         // SASL.
-        let offered_plus =
-            conn.bindings.tls_exporter.is_some() || conn.bindings.tls_server_end_point.is_some();
+        let offered_plus = !external
+            && (conn.bindings.tls_exporter.is_some()
+                || conn.bindings.tls_server_end_point.is_some());
         let mechs = mechanisms(server, conn, offered_plus);
         let mut features = el("features", ns::STREAMS);
         if !conn.secure && server.tls().is_some() {
@@ -242,6 +247,13 @@ pub(crate) async fn next_element(conn: &mut Conn) -> Result<Element, End> {
 
 fn mechanisms(server: &Server, conn: &Conn, offered_plus: bool) -> Vec<String> {
     let mut v = Vec::new();
+    if server.auth_backend().is_external() {
+        // SCRAM needs keys stored here; the external program only checks passwords.
+        if conn.secure && server.config().auth.allow_plain {
+            v.push("PLAIN".to_owned());
+        }
+        return v;
+    }
     for hash in [HashAlgo::Sha256, HashAlgo::Sha1] {
         if offered_plus {
             v.push(rookery_sasl::mechanism_name(hash, true).to_owned());
@@ -330,7 +342,9 @@ async fn authenticate(
             // message, a channel-binding type we cannot provide) is no guess at a
             // password: it is answered at once and not counted, so that clients which try
             // -PLUS with tls-unique (slixmpp) fall back to plain SCRAM quickly.
-            let guess = !user.is_empty();
+            // Nor is a temporary failure (the store or the external program could not
+            // answer): the password was not judged.
+            let guess = !user.is_empty() && condition != "temporary-auth-failure";
             let over = guess && server.auth_failed(ip);
             if guess {
                 // A uniform delay makes guessing slow and hides timing differences.
@@ -370,45 +384,15 @@ async fn plain(server: &Server, conn: &Conn, msg: &[u8]) -> Result<BareJid, Auth
     let jid = user_jid(server, &conn.host, &authcid)?;
     check_authzid(authzid.as_deref(), &jid)?;
     let node = jid.node().map(|n| n.as_str()).unwrap_or_default();
-    let cred = server
-        .stores()
-        .accounts
-        .login_credential(&conn.host, node, HashAlgo::Sha256.name())
-        .await
-        .map_err(|e| {
-            (
-                "temporary-auth-failure",
-                format!("database error: {e}"),
-                authcid.clone(),
-            )
-        })?;
-    let mut disabled = false;
-    let ok = match cred {
-        Some((c, off)) => {
-            disabled = off;
-            crate::accounts::keys_from_credential(c).verify_password(&password)
-        }
-        None => {
-            // Spend the same work on an unknown user, so timing does not reveal accounts.
-            let _ = ScramKeys::derive(
-                HashAlgo::Sha256,
-                &password,
-                b"rookery-no-such-user",
-                server.config().auth.scram_iterations,
-            );
-            false
-        }
-    };
-    if ok && disabled {
-        Err(account_disabled(node))
-    } else if ok {
-        Ok(jid)
-    } else {
-        Err((
+    match server.accounts().check_password(&jid, &password).await {
+        Ok(PasswordCheck::Valid) => Ok(jid),
+        Ok(PasswordCheck::Disabled) => Err(account_disabled(node)),
+        Ok(PasswordCheck::Invalid) => Err((
             "not-authorized",
             "wrong username or password".into(),
             authcid,
-        ))
+        )),
+        Err(e) => Err(("temporary-auth-failure", e.to_string(), authcid)),
     }
 }
 

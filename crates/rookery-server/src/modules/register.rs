@@ -80,7 +80,7 @@ pub async fn pre_auth(server: &Server, host: &str, iq: Element) -> Element {
                     return StanzaError::new(Condition::JidMalformed, e.to_string()).bounce(&iq);
                 }
             };
-            match accounts::create(server.stores(), server.config(), &jid, &password).await {
+            match server.accounts().create(&jid, &password).await {
                 Ok(()) => {
                     tracing::info!(%jid, "account registered in-band");
                     server
@@ -91,6 +91,12 @@ pub async fn pre_auth(server: &Server, host: &str, iq: Element) -> Element {
                 }
                 Err(accounts::AccountError::Exists(_)) => {
                     StanzaError::new(Condition::Conflict, "that username is taken").bounce(&iq)
+                }
+                Err(e @ accounts::AccountError::Refused(_)) => {
+                    StanzaError::new(Condition::Conflict, e.to_string()).bounce(&iq)
+                }
+                Err(e @ accounts::AccountError::Unavailable(_)) => {
+                    StanzaError::service_unavailable(e.to_string()).bounce(&iq)
                 }
                 Err(e) => StanzaError::new(Condition::NotAcceptable, e.to_string()).bounce(&iq),
             }
@@ -117,7 +123,9 @@ async fn change(req: IqRequest) -> IqResult {
         .child_text("password", ns::REGISTER)
         .filter(|p| !p.is_empty())
         .ok_or_else(|| StanzaError::bad_request("a new <password/> is required"))?;
-    accounts::set_password(server.stores(), server.config(), &user, &password)
+    server
+        .accounts()
+        .set_password(&user, &password)
         .await
         .map_err(|e| StanzaError::new(Condition::NotAcceptable, e.to_string()))?;
     Ok(None)

@@ -16,6 +16,7 @@
 mod admin;
 mod messages;
 mod occupants;
+pub mod provision;
 pub mod room;
 
 use std::collections::HashMap;
@@ -103,6 +104,28 @@ pub enum Delivery {
         stanza: Element,
         to: Vec<FullJid>,
     },
+    /// Bytes serialised already, for local sessions only; `shell` is the stanza without
+    /// its children, for the filters.
+    Prepared {
+        prepared: Arc<Prepared>,
+        shell: Element,
+        to: Vec<FullJid>,
+    },
+}
+
+impl Delivery {
+    /// Deliver it.
+    pub(crate) async fn deliver(self, server: &Server) {
+        match self {
+            Delivery::Route(stanza) => server.route(stanza).await,
+            Delivery::Fanout { stanza, to } => fanout(server, stanza, to).await,
+            Delivery::Prepared {
+                prepared,
+                shell,
+                to,
+            } => deliver_prepared(server, &prepared, shell, to, None).await,
+        }
+    }
 }
 
 /// The stanzas a handler sends, in order.
@@ -138,6 +161,19 @@ pub(crate) async fn fanout(server: &Server, stanza: Element, to: Vec<FullJid>) {
             probe.put_attr(attr, v);
         }
     }
+    deliver_prepared(server, &prepared, probe, to, Some(&stanza)).await;
+}
+
+/// Deliver `prepared` to each of `to`: local sessions get the bytes once the inbound
+/// filters passed `probe` (the stanza without children); anyone else gets `whole`, if
+/// given, routed with its `to`.
+pub(crate) async fn deliver_prepared(
+    server: &Server,
+    prepared: &Arc<Prepared>,
+    mut probe: Element,
+    to: Vec<FullJid>,
+    whole: Option<&Element>,
+) {
     for jid in to {
         if server.serves_host(jid.domain().as_str())
             && let Some(session) = server.sm().resource(&jid)
@@ -145,16 +181,18 @@ pub(crate) async fn fanout(server: &Server, stanza: Element, to: Vec<FullJid>) {
             probe.put_attr("to", jid.as_str());
             match server.registry().filter(server, &probe, Direction::Inbound) {
                 Verdict::Pass => {
-                    session.send_prepared(&prepared);
+                    session.send_prepared(prepared);
                 }
                 Verdict::Drop => {}
                 Verdict::Bounce(e) => server.bounce(&probe, e).await,
             }
             continue;
         }
-        let mut copy = stanza.clone();
-        copy.put_attr("to", jid.as_str());
-        server.route(copy).await;
+        if let Some(whole) = whole {
+            let mut copy = whole.clone();
+            copy.put_attr("to", jid.as_str());
+            server.route(copy).await;
+        }
     }
 }
 
@@ -164,10 +202,7 @@ impl MucService {
         let delivering = server.clone();
         server.spawn(async move {
             while let Some(d) = rx.recv().await {
-                match d {
-                    Delivery::Route(stanza) => delivering.route(stanza).await,
-                    Delivery::Fanout { stanza, to } => fanout(&delivering, stanza, to).await,
-                }
+                d.deliver(&delivering).await;
             }
         });
         Arc::new(MucService {
@@ -463,6 +498,9 @@ impl MucService {
         }
         let mut r = room.lock().await;
         let mut out = Out::default();
+        let full = from.clone().try_into_full().ok();
+        let entering = stanza.name() == "presence"
+            && full.as_ref().is_some_and(|f| r.occupant_of(f).is_none());
         match stanza.name() {
             "presence" => occupants::presence(server, &mut r, &from, &to, stanza, &mut out).await,
             "message" => {
@@ -478,7 +516,17 @@ impl MucService {
         if destroyed {
             self.remove_room(&name);
         }
+        let entered = entering && full.as_ref().is_some_and(|f| r.occupant_of(f).is_some());
+        let room_jid = r.jid.clone();
+        drop(r);
         self.send(out).await;
+        if entered && let Some(occupant) = full {
+            let event = crate::module::Event::OccupantJoined {
+                room: room_jid,
+                occupant,
+            };
+            server.registry().fire(server, event).await;
+        }
     }
 
     async fn room_iq(

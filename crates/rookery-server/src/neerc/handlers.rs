@@ -1,17 +1,18 @@
 //! The queries of the contest service (A.3–A.7, and `#clock`), once the room and the
-//! sender's affiliation are checked. Every change to a room's tasks happens under that
-//! room's writer lock, held across the store write and the queueing of the broadcasts,
-//! so changes are committed and announced in one order and none overwrites another.
+//! sender's affiliation are checked; changes go through the operations of `ops.rs`.
 
 use minidom::Element;
-use rookery_storage::{StoredTask, StoredTaskStatus, now_us};
+use rookery_storage::StoredTask;
 
-use super::tasks::{self, REMOVE, STATUSES, TYPES};
+use super::Clock;
+use super::ops::TaskDraft;
+use super::tasks::{self, REMOVE, STATUSES};
 use super::users::{self, Requester};
 use super::{NS_TASK, NS_TASKS, NeercService, RoomTasks};
 use crate::error::{Condition, StanzaError};
 use crate::server::Server;
-use crate::xml::{ElementExt, el};
+use crate::xml::{ElementExt, el, escape};
+use std::collections::BTreeMap;
 
 /// Who asks, about which room.
 pub struct Ctx<'a> {
@@ -54,33 +55,50 @@ pub async fn users(
     Ok(out)
 }
 
-/// `#tasks`: every task of the room, by creation time (then id).
+/// `#tasks`: every task of the room, by creation time (then id), as the serialised
+/// `<query/>` of the answer. Each task is serialised once and kept until it changes, so
+/// a large board costs a copy, not a tree of 100 000 elements.
 pub async fn task_list(
     ctx: &Ctx<'_>,
     svc: &NeercService,
     request: &Element,
-) -> Result<Element, StanzaError> {
+) -> Result<String, StanzaError> {
     let lock = svc.room_tasks(ctx.room);
     let mut rt = lock.lock().await;
     svc.load(ctx.server, ctx.room, &mut rt).await?;
+    // Scheduled tasks would look live to the original client: only on request, and only
+    // for the jury.
+    let scheduled = ctx.requester.power && request.get_attr("scheduled") == Some("include");
     let ns = request.ns();
-    let mut out = shell(request);
-    for t in rt.sorted() {
-        out.append_child(tasks::task_element(t, &ns, None));
+    let mut out = String::from("<query xmlns='");
+    out.push_str(&escape(&ns));
+    out.push('\'');
+    for (k, v) in request.attr_pairs() {
+        if k != "xmlns" {
+            out.push_str(&format!(" {k}='{}'", escape(&v)));
+        }
     }
+    let RoomTasks { tasks, wire, .. } = &mut *rt;
+    let listed: Vec<&StoredTask> = sorted(tasks)
+        .into_iter()
+        .filter(|t| t.schedule.is_none() || scheduled)
+        .collect();
+    if listed.is_empty() {
+        out.push_str("/>");
+        return Ok(out);
+    }
+    out.push('>');
+    for t in listed {
+        let text = wire.entry(t.id.clone()).or_insert_with(|| {
+            let bytes = rookery_xml::serialize(&tasks::task_element(t, &ns, None), &ns);
+            String::from_utf8(bytes)
+                .expect("serialised XML is UTF-8")
+                .into()
+        });
+        out.push_str(text);
+    }
+    out.push_str("</query>");
     Ok(out)
-}
-
-fn now_ms() -> i64 {
-    now_us() / 1000
-}
-
-fn assignees(t: &StoredTask) -> String {
-    t.statuses
-        .iter()
-        .map(|s| s.assignee.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// `#task`: create, replace or remove a task (power users only). Creating or replacing
@@ -97,72 +115,23 @@ pub async fn task(
     }
     let req = tasks::parse_task(request, svc.lax)?;
     let actor = ctx.requester.jid.as_str();
-    let store = &ctx.server.stores().tasks;
-    let lock = svc.room_tasks(ctx.room);
-    let mut rt = lock.lock().await;
-    svc.load(ctx.server, ctx.room, &mut rt).await?;
     if req.kind.as_deref() == Some(REMOVE) {
         let Some(id) = req.id else {
             return Err(StanzaError::bad_request(
                 "say which task to remove: <task id='…' type='remove'/>",
             ));
         };
-        let Some(old) = rt.tasks.get(&id).cloned() else {
-            return Err(StanzaError::item_not_found(format!(
-                "there is no task {id} in this room"
-            )));
-        };
-        if !store.delete_task(&svc.domain, ctx.room, &id, actor).await? {
-            return Err(StanzaError::item_not_found(format!(
-                "there is no task {id} in this room"
-            )));
-        }
-        rt.tasks.remove(&id);
-        svc.broadcast(ctx.server, ctx.room, &old, Some(REMOVE))
-            .await;
+        svc.remove_task(ctx.server, ctx.room, actor, &id).await?;
         return Ok(request.clone());
     }
-    let Some(title) = req.title.filter(|t| !t.trim().is_empty()) else {
-        return Err(StanzaError::bad_request("a task needs a title"));
-    };
-    let Some(kind) = req.kind.filter(|k| !k.is_empty()) else {
-        return Err(StanzaError::bad_request(format!(
-            "a task needs a type: one of {}, or remove",
-            TYPES.join(", ")
-        )));
-    };
-    let (id, created_ms, action) = match req.id {
-        None => (
-            store.new_task_id(&svc.domain, ctx.room).await?,
-            now_ms(),
-            "create",
-        ),
-        Some(id) => match rt.tasks.get(&id) {
-            Some(old) => {
-                let created = old.created_ms;
-                (id, created, "replace")
-            }
-            None => (id, now_ms(), "create"),
-        },
-    };
-    let task = StoredTask {
-        id,
-        title,
-        kind,
-        created_ms,
+    let draft = TaskDraft {
+        id: req.id,
+        title: req.title.unwrap_or_default(),
+        kind: req.kind.unwrap_or_default(),
         statuses: req.statuses,
+        schedule: req.schedule,
     };
-    let detail = format!(
-        "{} '{}' assigned to [{}]",
-        task.kind,
-        task.title,
-        assignees(&task)
-    );
-    store
-        .put_task(&svc.domain, ctx.room, &task, actor, action, &detail)
-        .await?;
-    rt.tasks.insert(task.id.clone(), task.clone());
-    svc.broadcast(ctx.server, ctx.room, &task, None).await;
+    let task = svc.put_task(ctx.server, ctx.room, actor, draft).await?;
     Ok(tasks::task_element(&task, NS_TASK, None))
 }
 
@@ -184,91 +153,64 @@ pub async fn task_status(
         )));
     };
     let value = request.get_attr("value").unwrap_or("");
-    tasks::check_value(value)?;
-    let lock = svc.room_tasks(ctx.room);
-    let mut rt = lock.lock().await;
-    svc.load(ctx.server, ctx.room, &mut rt).await?;
-    let Some(task) = rt.tasks.get(id) else {
-        return Err(StanzaError::item_not_found(format!(
-            "there is no task {id} in this room"
-        )));
-    };
-    let me = &ctx.requester.name;
-    let Some(pos) = task.statuses.iter().position(|s| &s.assignee == me) else {
-        return Err(StanzaError::forbidden(format!(
-            "task {id} is not assigned to {me}; only its assignees set their status"
-        )));
-    };
-    let current = task.statuses[pos].status.clone();
-    if !svc.lax {
-        if !STATUSES.contains(&new) {
-            return Err(StanzaError::bad_request(format!(
-                "unknown status {new:?}: use one of {}",
-                STATUSES.join(", ")
-            )));
-        }
-        if !tasks::transition_allowed(&task.kind, &current, new) {
-            return Err(StanzaError::new(
-                Condition::NotAcceptable,
-                format!(
-                    "a {} task cannot go from {current} to {new}",
-                    if TYPES.contains(&task.kind.as_str()) {
-                        task.kind.as_str()
-                    } else {
-                        "task of unknown type"
-                    }
-                ),
-            ));
-        }
-    }
-    let status = StoredTaskStatus {
-        assignee: me.clone(),
-        status: new.to_owned(),
-        value: value.to_owned(),
-    };
-    let detail = if value.is_empty() {
-        format!("{me}: {current} -> {new}")
-    } else {
-        format!("{me}: {current} -> {new} ({value})")
-    };
     let actor = ctx.requester.jid.as_str();
-    if !ctx
-        .server
-        .stores()
-        .tasks
-        .set_task_status(&svc.domain, ctx.room, id, &status, actor, &detail)
-        .await?
-    {
-        return Err(StanzaError::internal(
-            "the task changed under us; ask for the task list and try again",
-        ));
-    }
-    let Some(task) = rt.tasks.get_mut(id) else {
-        return Err(StanzaError::internal("the task vanished"));
-    };
-    task.statuses[pos] = status;
-    let task = task.clone();
-    svc.broadcast(ctx.server, ctx.room, &task, None).await;
+    svc.set_status(
+        ctx.server,
+        ctx.room,
+        actor,
+        &ctx.requester.name,
+        id,
+        new,
+        value,
+    )
+    .await?;
     Ok(request.clone())
 }
 
-/// `#clock`: the contest clock.
-pub fn clock(svc: &NeercService, request: &Element) -> Element {
+/// `#clock`: the contest clock. A set carrying a `<clock time total status/>` sets it,
+/// for the jury when no clock file is configured.
+pub async fn clock(
+    ctx: &Ctx<'_>,
+    svc: &NeercService,
+    set: bool,
+    request: &Element,
+) -> Result<Element, StanzaError> {
+    let ns = request.ns();
+    if set && let Some(new) = request.get_child("clock", ns.as_str()) {
+        if !ctx.requester.power {
+            return Err(StanzaError::forbidden(
+                "only the jury sets the contest clock",
+            ));
+        }
+        if !svc.clock_by_jury(ctx.server) {
+            return Err(StanzaError::new(
+                Condition::NotAllowed,
+                "the clock follows the contest system's clock file",
+            ));
+        }
+        let clock = Clock::from_element(new).map_err(StanzaError::bad_request)?;
+        svc.clock_read(ctx.server, clock).await;
+    }
     let mut out = shell(request);
-    out.append_child(svc.clock().element(&request.ns()));
-    out
+    out.append_child(svc.clock().element(&ns));
+    Ok(out)
+}
+
+/// The tasks in wire order: by creation time, then id.
+fn sorted(tasks: &BTreeMap<String, StoredTask>) -> Vec<&StoredTask> {
+    let mut v: Vec<&StoredTask> = tasks.values().collect();
+    v.sort_by(|a, b| {
+        a.created_ms
+            .cmp(&b.created_ms)
+            .then_with(|| tasks::natural_cmp(&a.id, &b.id))
+    });
+    v
 }
 
 impl RoomTasks {
     /// The tasks in wire order: by creation time, then id.
     pub fn sorted(&self) -> Vec<&StoredTask> {
-        let mut v: Vec<&StoredTask> = self.tasks.values().collect();
-        v.sort_by(|a, b| {
-            a.created_ms
-                .cmp(&b.created_ms)
-                .then_with(|| tasks::natural_cmp(&a.id, &b.id))
-        });
-        v
+        sorted(&self.tasks)
     }
 }
 

@@ -2,7 +2,7 @@
 //! request, and the status state machine the original client implements (A.9).
 
 use minidom::Element;
-use rookery_storage::{StoredTask, StoredTaskStatus};
+use rookery_storage::{StoredTask, StoredTaskStatus, TaskSchedule};
 
 use crate::error::{Condition, StanzaError};
 use crate::xml::{ElementExt, el};
@@ -31,6 +31,11 @@ pub fn task_element(t: &StoredTask, ns: &str, kind: Option<&str>) -> Element {
         .with_attr("title", &t.title)
         .with_attr("type", kind.unwrap_or(&t.kind))
         .with_attr("timestamp", &t.created_ms.to_string());
+    if let Some(s) = &t.schedule {
+        e.put_attr("schedule", &s.base);
+        e.put_attr("schedule-time", &s.at_ms.to_string());
+        e.put_attr("confirm", if s.confirm { "yes" } else { "no" });
+    }
     if kind.is_none() {
         for s in &t.statuses {
             let mut st = el("status", ns)
@@ -52,6 +57,45 @@ pub struct TaskRequest {
     pub title: Option<String>,
     pub kind: Option<String>,
     pub statuses: Vec<StoredTaskStatus>,
+    pub schedule: Option<TaskSchedule>,
+}
+
+/// Schedule bases on the wire (A.10 proposal).
+pub const SCHEDULE_BASES: &[&str] = &["start", "end", "absolute"];
+
+/// `schedule`, `schedule-time` and `confirm` of a `<task/>`, if it is scheduled.
+fn parse_schedule(task: &Element) -> Result<Option<TaskSchedule>, StanzaError> {
+    let Some(base) = task.get_attr("schedule").filter(|b| !b.is_empty()) else {
+        return Ok(None);
+    };
+    if !SCHEDULE_BASES.contains(&base) {
+        return Err(StanzaError::bad_request(format!(
+            "unknown schedule {base:?}: use start, end or absolute"
+        )));
+    }
+    let Some(at_ms) = task
+        .get_attr("schedule-time")
+        .and_then(|t| t.trim().parse::<i64>().ok())
+    else {
+        return Err(StanzaError::bad_request(
+            "a scheduled task needs schedule-time: milliseconds of contest time (start), \
+             from the end (end), or since 1970 (absolute)",
+        ));
+    };
+    let confirm = match task.get_attr("confirm").unwrap_or("no") {
+        "yes" | "true" | "1" => true,
+        "no" | "false" | "0" => false,
+        other => {
+            return Err(StanzaError::bad_request(format!(
+                "confirm is yes or no, not {other:?}"
+            )));
+        }
+    };
+    Ok(Some(TaskSchedule {
+        base: base.to_owned(),
+        at_ms,
+        confirm,
+    }))
 }
 
 fn too_long(what: &str, max: usize) -> StanzaError {
@@ -128,11 +172,13 @@ pub fn parse_task(task: &Element, lax: bool) -> Result<TaskRequest, StanzaError>
             format!("a task may have at most {MAX_ASSIGNEES} assignees"),
         ));
     }
+    let schedule = parse_schedule(task)?;
     Ok(TaskRequest {
         id,
         title,
         kind,
         statuses,
+        schedule,
     })
 }
 

@@ -96,7 +96,8 @@ pub async fn occupant_sessions(server: &Server, host: &str, room: &str) -> Vec<F
     .unwrap_or_default()
 }
 
-fn is_power(a: Affiliation) -> bool {
+/// Owners and admins are the jury.
+pub fn is_power(a: Affiliation) -> bool {
     matches!(a, Affiliation::Owner | Affiliation::Admin)
 }
 

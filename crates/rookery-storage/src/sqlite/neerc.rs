@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sqlx::{Any, Row, Transaction};
 
 use super::SqliteStore;
-use crate::{Result, StoredTask, StoredTaskStatus, TaskLogEntry, TaskStore, now_us};
+use crate::{Result, StoredTask, StoredTaskStatus, TaskLogEntry, TaskSchedule, TaskStore, now_us};
 
 /// Append one audit entry inside `tx`.
 async fn log(
@@ -33,11 +33,20 @@ async fn log(
     Ok(())
 }
 
+/// A stored schedule: no base means a live task.
+fn schedule(base: String, at_ms: i64, confirm: i64) -> Option<TaskSchedule> {
+    (!base.is_empty()).then_some(TaskSchedule {
+        base,
+        at_ms,
+        confirm: confirm != 0,
+    })
+}
+
 #[async_trait]
 impl TaskStore for SqliteStore {
     async fn tasks(&self, service: &str, room: &str) -> Result<Vec<StoredTask>> {
         let rows = sqlx::query(
-            "SELECT id, title, kind, created_ms FROM neerc_tasks \
+            "SELECT id, title, kind, created_ms, schedule, schedule_ms, confirm FROM neerc_tasks \
              WHERE service = $1 AND room = $2 ORDER BY id",
         )
         .bind(service)
@@ -52,6 +61,7 @@ impl TaskStore for SqliteStore {
                 kind: r.get(2),
                 created_ms: r.get(3),
                 statuses: Vec::new(),
+                schedule: schedule(r.get(4), r.get(5), r.get(6)),
             })
             .collect();
         let statuses = sqlx::query(
@@ -126,11 +136,13 @@ impl TaskStore for SqliteStore {
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO neerc_tasks (service, room, id, title, kind, created_ms, updated_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO neerc_tasks (service, room, id, title, kind, created_ms, updated_us, \
+             schedule, schedule_ms, confirm) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (service, room, id) DO UPDATE SET title = excluded.title, \
              kind = excluded.kind, created_ms = excluded.created_ms, \
-             updated_us = excluded.updated_us",
+             updated_us = excluded.updated_us, schedule = excluded.schedule, \
+             schedule_ms = excluded.schedule_ms, confirm = excluded.confirm",
         )
         .bind(service)
         .bind(room)
@@ -139,6 +151,9 @@ impl TaskStore for SqliteStore {
         .bind(task.kind.as_str())
         .bind(task.created_ms)
         .bind(now_us())
+        .bind(task.schedule.as_ref().map_or("", |s| s.base.as_str()))
+        .bind(task.schedule.as_ref().map_or(0, |s| s.at_ms))
+        .bind(i64::from(task.schedule.as_ref().is_some_and(|s| s.confirm)))
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -242,6 +257,15 @@ impl TaskStore for SqliteStore {
         Ok(true)
     }
 
+    async fn task_rooms(&self, service: &str) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT DISTINCT room FROM neerc_tasks WHERE service = $1 ORDER BY room")
+                .bind(service)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     async fn task_log(&self, service: &str, room: &str, limit: u32) -> Result<Vec<TaskLogEntry>> {
         let rows = sqlx::query(
             "SELECT at_us, actor, action, task, detail FROM neerc_task_log \
@@ -298,6 +322,7 @@ mod tests {
             kind: "confirm".into(),
             created_ms: 500,
             statuses: vec![],
+            schedule: None,
         };
         s.put_task(svc, "neerc", &chosen, "jury@example.org", "create", "")
             .await
@@ -308,6 +333,11 @@ mod tests {
             kind: "todo".into(),
             created_ms: 1000,
             statuses: vec![status("hall2", "none", ""), status("hall1", "none", "")],
+            schedule: Some(TaskSchedule {
+                base: "end".into(),
+                at_ms: -3_600_000,
+                confirm: true,
+            }),
         };
         s.put_task(svc, "neerc", &task, "jury@example.org", "create", "")
             .await
@@ -340,6 +370,9 @@ mod tests {
         let tasks = s.tasks(svc, "neerc").await.unwrap();
         assert_eq!(tasks.len(), 2);
         assert_eq!(tasks[0].id, "2", "sorted by creation time");
+        assert_eq!(tasks[0].schedule, None);
+        assert_eq!(tasks[1].schedule, task.schedule, "the schedule is kept");
+        assert_eq!(s.task_rooms(svc).await.unwrap(), ["neerc"]);
         assert_eq!(
             tasks[1].statuses,
             [status("hall2", "none", ""), status("hall1", "running", "")]

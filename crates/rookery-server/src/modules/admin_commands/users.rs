@@ -159,7 +159,7 @@ async fn add_user(req: CommandRequest, v: Values) -> HandlerResult {
     }
     let password = v.str("password").unwrap_or_default();
     let server = &req.server;
-    match accounts::create(server.stores(), server.config(), &user, password).await {
+    match server.accounts().create(&user, password).await {
         Ok(()) => {
             tracing::info!(jid = %user, by = %req.from, "account created by an administrator");
             server
@@ -168,9 +168,12 @@ async fn add_user(req: CommandRequest, v: Values) -> HandlerResult {
                 .await;
             Ok(Reply::completed().info(format!("created the account {user}")))
         }
-        Err(e @ (AccountError::Exists(_) | AccountError::BadPassword(_))) => {
-            Ok(Reply::completed().error(e.to_string()))
-        }
+        Err(
+            e @ (AccountError::Exists(_)
+            | AccountError::BadPassword(_)
+            | AccountError::Refused(_)
+            | AccountError::Unavailable(_)),
+        ) => Ok(Reply::completed().error(e.to_string())),
         Err(e) => Err(crate::error::StanzaError::internal(e.to_string())),
     }
 }
@@ -267,7 +270,7 @@ async fn change_password(req: CommandRequest, v: Values) -> HandlerResult {
         Err(e) => return Ok(Reply::completed().error(e)),
     };
     let password = v.str("password").unwrap_or_default();
-    match accounts::set_password(req.server.stores(), req.server.config(), &user, password).await {
+    match req.server.accounts().set_password(&user, password).await {
         Ok(()) => {
             tracing::info!(jid = %user, by = %req.from, "password changed by an administrator");
             Ok(Reply::completed().info(format!("changed the password of {user}")))

@@ -1,0 +1,199 @@
+//! Server-to-server federation: the S2S manager of seed 002 §3.4 (RFC 6120 server
+//! streams, STARTTLS, XEP-0220 dialback with XEP-0185 keys).
+//!
+//! The router hands every stanza for a domain that is neither hosted here nor a service
+//! to [`route`]. The manager keeps one outgoing [`outgoing::Link`] per (our domain, their
+//! domain) pair, as the stanza's `from` and `to` name them: a bounded queue and a task that
+//! finds the peer ([`resolve`]: `[s2s.hosts]`, DNS SRV, then the domain on port 5269),
+//! connects, negotiates STARTTLS, proves our identity with dialback and writes. Stanzas
+//! queue while the link is set up; when it cannot be they bounce with
+//! `remote-server-not-found` or `remote-server-timeout`.
+//!
+//! [`incoming`] serves `[listen] s2s`: peers authenticate with dialback (we verify their
+//! keys with their authoritative server), and each stanza must come from a verified pair.
+//!
+//! Federation is off when `[listen] s2s = false`: peers could not verify us.
+
+mod conn;
+mod dialback;
+mod incoming;
+mod outgoing;
+mod resolve;
+mod srv;
+mod tls;
+
+pub(crate) use incoming::serve;
+
+use crate::c2s::End;
+use crate::error::{Condition, StanzaError};
+use crate::server::Server;
+use crate::xml::ElementExt;
+use dashmap::DashMap;
+use jid::Jid;
+use minidom::Element;
+use outgoing::{Link, Refused};
+use std::sync::{Arc, OnceLock};
+
+/// The default namespace of server-to-server streams.
+pub const NS_SERVER: &str = "jabber:server";
+/// Dialback elements (`db:` in our headers).
+pub const NS_DIALBACK: &str = "jabber:server:dialback";
+/// The dialback stream feature (XEP-0220 §2.3).
+pub const NS_DIALBACK_FEATURE: &str = "urn:xmpp:features:dialback";
+
+/// Most outgoing links at once (each remote domain we talk to, per local domain).
+const MAX_LINKS: usize = 10_000;
+
+/// The S2S manager: outgoing links, the static host map and the dialback secret.
+pub struct S2s {
+    links: DashMap<(String, String), Arc<Link>>,
+    /// `[s2s.hosts]`, plus addresses set at run time.
+    hosts: DashMap<String, String>,
+    /// The secret dialback keys are made from; new at every start.
+    secret: [u8; 32],
+    accept_self_signed: bool,
+    /// Made on first use (it reads the system's trusted CAs).
+    tls_client: OnceLock<Arc<rustls::ClientConfig>>,
+}
+
+impl S2s {
+    pub fn new(config: &rookery_config::Config) -> Self {
+        let hosts = DashMap::new();
+        for (domain, addr) in &config.s2s.hosts {
+            hosts.insert(domain.clone(), addr.clone());
+        }
+        S2s {
+            links: DashMap::new(),
+            hosts,
+            secret: rand::random(),
+            accept_self_signed: config.s2s.accept_self_signed,
+            tls_client: OnceLock::new(),
+        }
+    }
+
+    /// Reach `domain` at `addr` (`host:port`) instead of looking it up in DNS, as
+    /// `[s2s.hosts]` does (for addresses known only once a peer is started).
+    pub fn set_static_host(&self, domain: &str, addr: &str) {
+        self.hosts.insert(domain.to_lowercase(), addr.to_owned());
+    }
+
+    /// The static address of `domain`, if it has one.
+    pub fn static_host(&self, domain: &str) -> Option<String> {
+        self.hosts.get(domain).map(|a| a.clone())
+    }
+
+    /// The remote domains with an authenticated outgoing link from `local`.
+    pub fn connected(&self, local: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .links
+            .iter()
+            .filter(|e| e.key().0 == local && e.value().is_up())
+            .map(|e| e.key().1.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+
+    fn tls_client(&self) -> Arc<rustls::ClientConfig> {
+        self.tls_client
+            .get_or_init(|| tls::client_config(self.accept_self_signed))
+            .clone()
+    }
+
+    /// Remove `link` from the table, unless another link replaced it already.
+    fn forget(&self, link: &Arc<Link>) {
+        let key = (link.local.clone(), link.remote.clone());
+        self.links.remove_if(&key, |_, l| Arc::ptr_eq(l, link));
+    }
+}
+
+/// Send a stanza to the remote domain `domain` (the router's last resort).
+pub async fn route(server: &Server, domain: &str, stanza: Element) {
+    if server.config().listen.s2s.is_none() {
+        let err = StanzaError::new(
+            Condition::RemoteServerNotFound,
+            format!("this server does not federate; {domain} is not reachable from here"),
+        );
+        return server.bounce(&stanza, err).await;
+    }
+    let local = match stanza.get_attr("from").map(Jid::new) {
+        Some(Ok(from)) => from.domain().to_string(),
+        _ => {
+            tracing::debug!(%domain, "dropping a stanza without a valid 'from' for a remote domain");
+            return;
+        }
+    };
+    if !server.serves_host(&local) && server.service(&local).is_none() {
+        tracing::warn!(from = %local, to = %domain, "dropping a stanza for a remote domain from a domain not ours");
+        return;
+    }
+    let s2s = server.s2s();
+    let key = (local, domain.to_owned());
+    let mut stanza = stanza;
+    let mut backoff = outgoing::FIRST_BACKOFF;
+    // A link found over is replaced at most once; a second one is as new as it gets.
+    for _ in 0..2 {
+        if !s2s.links.contains_key(&key) && s2s.links.len() >= MAX_LINKS {
+            let err = StanzaError::new(
+                Condition::ResourceConstraint,
+                "this server is connected to too many remote servers; try again later",
+            );
+            return server.bounce(&stanza, err).await;
+        }
+        let link = s2s
+            .links
+            .entry(key.clone())
+            .or_insert_with(|| {
+                let queue = server.config().limits.outbound_queue;
+                let link = Arc::new(Link::new(key.0.clone(), key.1.clone(), queue, backoff));
+                server.spawn(outgoing::run(server.clone(), link.clone()));
+                link
+            })
+            .clone();
+        let Err(refused) = link.push(stanza) else {
+            return;
+        };
+        match *refused {
+            (Refused::Full, s) => {
+                let err = StanzaError::new(
+                    Condition::RemoteServerTimeout,
+                    format!("too many stanzas are waiting for {domain}; it is not keeping up"),
+                );
+                return server.bounce(&s, err).await;
+            }
+            (Refused::Failed(f), s) => return server.bounce(&s, f.error()).await,
+            (Refused::Gone(next), s) => {
+                s2s.forget(&link);
+                backoff = next;
+                stanza = s;
+            }
+        }
+    }
+    tracing::warn!(%domain, "no usable link to a remote domain after a retry");
+}
+
+/// How a stream ended, for logs and bounce texts.
+fn describe(end: &End) -> String {
+    match end {
+        End::Closed => "the stream was closed".to_owned(),
+        End::Io(e) => format!("connection error: {e}"),
+        End::Stream(e) => format!("stream error {}: {}", e.condition.as_str(), e.text),
+    }
+}
+
+/// The condition and text of a `<stream:error/>` a peer sent.
+fn stream_error_text(e: &Element) -> String {
+    let condition = e
+        .children()
+        .find(|c| c.name() != "text")
+        .map(|c| c.name().to_owned())
+        .unwrap_or_else(|| "undefined-condition".to_owned());
+    match e.children().find(|c| c.name() == "text") {
+        Some(t) => format!("{condition} ({})", t.text()),
+        None => condition,
+    }
+}
