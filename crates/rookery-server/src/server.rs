@@ -189,6 +189,32 @@ impl Server {
         self.0.tracker.spawn(fut);
     }
 
+    /// Accept connections on `listener` until shutdown, each handled by `handle` in a task
+    /// of its own (`what` names the listener in logs).
+    pub(crate) async fn accept_loop<F, Fut>(&self, listener: TcpListener, what: &str, handle: F)
+    where
+        F: Fn(Server, tokio::net::TcpStream, SocketAddr) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let shutdown = self.shutdown_token().clone();
+        loop {
+            let (tcp, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, listener = what, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.cancelled() => return,
+            };
+            let _ = tcp.set_nodelay(true);
+            self.spawn(handle(self.clone(), tcp, peer));
+        }
+    }
+
     /// End every session with `system-shutdown`, stop the listeners and wait for them.
     pub async fn shutdown(&self) {
         self.0.shutdown.cancel();

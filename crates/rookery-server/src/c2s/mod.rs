@@ -24,24 +24,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
 
 /// Accept connections until shutdown; each runs in its own task.
 pub async fn serve(server: Server, listener: TcpListener, direct_tls: bool) {
-    let shutdown = server.shutdown_token().clone();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        let _ = tcp.set_nodelay(true);
-        let s = server.clone();
-        server.spawn(async move { handle(s, tcp, peer, direct_tls).await });
-    }
+    server
+        .accept_loop(listener, "c2s", move |s, tcp, peer| {
+            handle(s, tcp, peer, direct_tls)
+        })
+        .await;
 }
 
 async fn handle(server: Server, tcp: TcpStream, peer: SocketAddr, direct_tls: bool) {

@@ -32,23 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Accept component connections until shutdown; each runs in its own task.
 pub async fn serve(server: Server, listener: TcpListener) {
-    let shutdown = server.shutdown_token().clone();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "component accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        let _ = tcp.set_nodelay(true);
-        let s = server.clone();
-        server.spawn(async move { handle(s, tcp, peer).await });
-    }
+    server.accept_loop(listener, "component", handle).await;
 }
 
 async fn handle(server: Server, tcp: TcpStream, peer: SocketAddr) {

@@ -40,23 +40,7 @@ const MAX_PAIRS: usize = 256;
 
 /// Accept server-to-server connections until shutdown; each runs in its own task.
 pub(crate) async fn serve(server: Server, listener: TcpListener) {
-    let shutdown = server.shutdown_token().clone();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "s2s accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        let _ = tcp.set_nodelay(true);
-        let s = server.clone();
-        server.spawn(async move { handle(s, tcp, peer).await });
-    }
+    server.accept_loop(listener, "s2s", handle).await;
 }
 
 /// The outcome of one dialback check: (their domain, our domain, verdict).
