@@ -105,13 +105,10 @@ impl S2sConn {
     /// Send stanzas in one write. They are `jabber:client` inside the server and written
     /// without a namespace declaration, so on the wire they take the stream's
     /// (`jabber:server`).
-    pub(super) async fn send_stanzas(
-        &mut self,
-        stanzas: impl IntoIterator<Item = Element>,
-    ) -> std::io::Result<()> {
+    pub(super) async fn send_stanzas(&mut self, stanzas: &[Element]) -> std::io::Result<()> {
         let mut buf = Vec::new();
         for s in stanzas {
-            rookery_xml::serialize_into(&s, ns::CLIENT, &mut buf);
+            rookery_xml::serialize_into(s, ns::CLIENT, &mut buf);
         }
         self.send_raw(&buf).await
     }

@@ -37,6 +37,8 @@ use tokio::time::Instant;
 const MAX_PENDING: usize = 8;
 /// Domain pairs one stream may have verified.
 const MAX_PAIRS: usize = 256;
+/// Most dialback checks one stream may ask for (each makes us connect somewhere).
+const MAX_ATTEMPTS: usize = 2 * MAX_PAIRS;
 
 /// Accept server-to-server connections until shutdown; each runs in its own task.
 pub(crate) async fn serve(server: Server, listener: TcpListener) {
@@ -56,6 +58,8 @@ struct Incoming {
     verified: HashSet<(String, String)>,
     /// Dialback checks under way.
     pending: HashSet<(String, String)>,
+    /// Dialback checks asked for on this stream, in all.
+    attempts: usize,
 }
 
 async fn handle(server: Server, tcp: TcpStream, peer: SocketAddr) {
@@ -66,6 +70,7 @@ async fn handle(server: Server, tcp: TcpStream, peer: SocketAddr) {
         id: String::new(),
         verified: HashSet::new(),
         pending: HashSet::new(),
+        attempts: 0,
     };
     let end = run(&server, &mut conn, &mut st).await;
     let reason = super::describe(&end);
@@ -100,6 +105,7 @@ async fn run(server: &Server, conn: &mut S2sConn, st: &mut Incoming) -> End {
         idle_secs
     });
     let auth_deadline = Instant::now() + handshake;
+    let verify_limit = Duration::from_secs(server.config().s2s.connect_timeout_secs.max(1));
     let mut last = Instant::now();
     let (tx, mut rx) = mpsc::channel::<Verdict>(MAX_PENDING);
     let shutdown = server.shutdown_token().cancelled();
@@ -107,10 +113,13 @@ async fn run(server: &Server, conn: &mut S2sConn, st: &mut Incoming) -> End {
     loop {
         // Until a pair is verified (and while none is being checked: a check has a
         // deadline of its own), the stream has `handshake_timeout_secs` to authenticate.
-        let deadline = if st.verified.is_empty() && st.pending.is_empty() {
+        let deadline = if !st.verified.is_empty() {
+            last + idle
+        } else if st.pending.is_empty() {
             auth_deadline.min(last + idle)
         } else {
-            last + idle
+            // A check may take its own time, but checks do not extend the deadline forever.
+            (auth_deadline + verify_limit).min(last + idle)
         };
         tokio::select! {
             biased;
@@ -322,7 +331,11 @@ async fn dialback_result(
     if st.pending.contains(&pair) {
         return Ok(());
     }
-    if st.pending.len() >= MAX_PENDING || st.verified.len() >= MAX_PAIRS {
+    st.attempts += 1;
+    if st.pending.len() >= MAX_PENDING
+        || st.verified.len() >= MAX_PAIRS
+        || st.attempts > MAX_ATTEMPTS
+    {
         return Err(StreamError::new(
             StreamCondition::PolicyViolation,
             "too many domains asked to be verified on one stream",
@@ -374,8 +387,15 @@ async fn answer_result(
             dialback::element("result", local, remote, None, Some("invalid"), None)
         }
         Err(f) => {
+            // The details (addresses, ports, TLS errors) stay in our log: told to the
+            // peer they would make dialback a probe of any host and port.
             tracing::info!(peer = %conn.peer, %remote, reason = %f.text, "s2s dialback could not be checked");
-            dialback_error(local, remote, f.condition.as_str(), &f.text)
+            dialback_error(
+                local,
+                remote,
+                f.condition.as_str(),
+                &format!("the key could not be checked with {remote}'s authoritative server"),
+            )
         }
     };
     conn.send_raw(reply.as_bytes()).await?;

@@ -32,6 +32,8 @@ pub(super) const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Most stanzas written in one batch.
 const WRITE_BATCH: usize = 64;
+/// Longest wait for the peer to take a batch of stanzas.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a remote domain cannot be reached: what its stanzas bounce with.
 #[derive(Clone, Debug)]
@@ -213,9 +215,14 @@ pub(super) async fn run(server: Server, link: Arc<Link>) {
                 StreamCondition::SystemShutdown,
                 "the server is shutting down",
             );
-            conn.send_stream_error(&link.local, &e).await;
-            link.set_phase(Phase::Closed);
+            let _ =
+                tokio::time::timeout(WRITE_TIMEOUT, conn.send_stream_error(&link.local, &e)).await;
+            let left = link.set_phase(Phase::Closed);
             forget(&server, &link);
+            let err = Failure::timeout("the server is shutting down".to_owned()).error();
+            for s in left {
+                server.bounce(&s, err.clone()).await;
+            }
         }
         Ending::Lost(why) => {
             tracing::info!(local = %link.local, remote = %link.remote, reason = %why, "s2s link lost");
@@ -412,10 +419,22 @@ async fn serve(server: &Server, link: &Link, conn: &mut S2sConn) -> Ending {
             _ = &mut shutdown => return Ending::Shutdown,
             _ = link.ready.notified() => {
                 while link.take(&mut batch, WRITE_BATCH) > 0 {
-                    if let Err(e) = conn.send_stanzas(batch.drain(..)).await {
-                        return Ending::Lost(format!("write failed: {e}"));
+                    // A peer that stops reading must not hold the link (and shutdown)
+                    // forever; what could not be written is bounced, not dropped.
+                    let why = match tokio::time::timeout(WRITE_TIMEOUT, conn.send_stanzas(&batch)).await {
+                        Ok(Ok(())) => {
+                            batch.clear();
+                            last = Instant::now();
+                            continue;
+                        }
+                        Ok(Err(e)) => format!("write failed: {e}"),
+                        Err(_) => format!("{} did not read for {} s", link.remote, WRITE_TIMEOUT.as_secs()),
+                    };
+                    let err = Failure::timeout(format!("the connection to {} was lost: {why}", link.remote)).error();
+                    for s in batch.drain(..) {
+                        server.bounce(&s, err.clone()).await;
                     }
-                    last = Instant::now();
+                    return Ending::Lost(why);
                 }
             }
             ev = conn.next_event() => match ev {
