@@ -223,6 +223,9 @@ pub struct ExtAuth {
     started: AtomicBool,
     /// `isuser` answers: (server, user) → (when asked, answer).
     known: Mutex<HashMap<(String, String), (Instant, bool)>>,
+    /// Bumped by every change to an account: an answer asked for before a change is not
+    /// remembered (it may say the account exists after it was removed).
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ExtAuth {
@@ -259,6 +262,7 @@ impl ExtAuth {
             jobs: Mutex::new(Some(jobs)),
             started: AtomicBool::new(false),
             known: Mutex::new(HashMap::new()),
+            changes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -304,6 +308,7 @@ impl ExtAuth {
         server: &str,
         password: &str,
     ) -> Result<bool, ExtAuthError> {
+        let asked = self.generation();
         let ok = self
             .call(Request::Auth {
                 user,
@@ -312,7 +317,7 @@ impl ExtAuth {
             })
             .await?;
         if ok {
-            self.remember(user, server, true);
+            self.remember(user, server, true, asked);
         }
         Ok(ok)
     }
@@ -330,8 +335,9 @@ impl ExtAuth {
                 return Ok(known);
             }
         }
+        let asked = self.generation();
         let known = self.call(Request::IsUser { user, server }).await?;
-        self.remember(user, server, known);
+        self.remember(user, server, known, asked);
         Ok(known)
     }
 
@@ -397,8 +403,16 @@ impl ExtAuth {
         done
     }
 
-    fn remember(&self, user: &str, server: &str, known: bool) {
+    fn generation(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Keep an answer asked for at generation `asked`, unless an account changed since.
+    fn remember(&self, user: &str, server: &str, known: bool, asked: u64) {
         let mut cache = self.known.lock().unwrap();
+        if self.generation() != asked {
+            return;
+        }
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
         }
@@ -409,10 +423,10 @@ impl ExtAuth {
     }
 
     fn forget(&self, user: &str, server: &str) {
-        self.known
-            .lock()
-            .unwrap()
-            .remove(&(server.to_owned(), user.to_owned()));
+        let mut cache = self.known.lock().unwrap();
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        cache.remove(&(server.to_owned(), user.to_owned()));
     }
 
     /// Send one request to a free copy and wait for its answer.

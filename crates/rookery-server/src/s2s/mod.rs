@@ -174,6 +174,11 @@ pub async fn route(server: &Server, domain: &str, stanza: Element) {
         }
     }
     tracing::warn!(%domain, "no usable link to a remote domain after a retry");
+    let err = StanzaError::new(
+        Condition::RemoteServerTimeout,
+        format!("the connection to {domain} is being replaced; try again"),
+    );
+    server.bounce(&stanza, err).await;
 }
 
 /// How a stream ended, for logs and bounce texts.
