@@ -191,8 +191,23 @@ async fn stream_loop(server: &Server, conn: &mut Conn, link: &ComponentLink) -> 
             }
             _ = &mut tick => {
                 if last_io.elapsed() >= keepalive {
-                    if let Err(e) = conn.send_raw(b" ").await {
-                        return End::Io(e);
+                    // Raced against disconnection like any write: a frozen component
+                    // must not keep its name.
+                    tokio::select! {
+                        r = tokio::time::timeout(keepalive, conn.send_raw(b" ")) => match r {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => return End::Io(e),
+                            Err(_) => {
+                                return End::Io(std::io::Error::new(
+                                    std::io::ErrorKind::TimedOut,
+                                    "the component stopped reading",
+                                ));
+                            }
+                        },
+                        _ = &mut killed => return link.ended(),
+                        _ = &mut shutdown => {
+                            return End::Stream(StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down"));
+                        }
                     }
                     last_io = Instant::now();
                 }
