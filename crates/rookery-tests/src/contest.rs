@@ -34,23 +34,22 @@ pub fn is_result(e: &Element) {
 }
 
 /// Enter `room` with `nick` and read everything up to the subject that ends the join, and
-/// the contest clock that follows it.
+/// the contest clock the service tells every newcomer (it comes through the service's own
+/// queue, so before or after the room's answers).
 pub async fn enter(c: &mut Client, room: &str, nick: &str) {
     c.send(stanza(&format!(
         "<presence to='{room}/{nick}'><x xmlns='{MUC}'/></presence>"
     )))
     .await
     .unwrap();
-    loop {
+    let (mut subject, mut clock) = (false, false);
+    while !(subject && clock) {
         let e = c.recv().await.unwrap();
-        if e.name() == "message" && e.get_child("subject", "jabber:client").is_some() {
-            break;
+        if e.name() == "message" {
+            subject |= e.get_child("subject", "jabber:client").is_some();
+            clock |= e.get_child("x", NS_CLOCK).is_some();
         }
     }
-    // The contest service tells every newcomer the clock.
-    c.recv_where(|e| e.name() == "message" && e.get_child("x", NS_CLOCK).is_some())
-        .await
-        .unwrap();
 }
 
 pub async fn admin_set(c: &mut Client, items: &str) -> Element {
