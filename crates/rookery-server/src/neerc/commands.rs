@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use rookery_forms::{DataForm, Field, Values};
-use rookery_storage::{StoredTask, StoredTaskStatus, TaskSchedule};
+use rookery_storage::{StoredTask, TaskSchedule};
 
 use super::NeercService;
 use super::clock::{Clock, ClockStatus};
@@ -382,30 +382,8 @@ pub(super) fn register(server: &Server, svc: &Arc<NeercService>) {
                     let names = values.list("assignees").join(",");
                     let more =
                         super::admin::expand_assignees(&req.server, &s.host, &room, &names).await?;
-                    let list = s.tasks(&req.server, &room).await?;
-                    let t = list.into_iter().find(|t| t.id == id).ok_or_else(|| {
-                        StanzaError::item_not_found(format!("there is no task {id} in this room"))
-                    })?;
-                    let mut statuses = t.statuses.clone();
-                    let mut added = Vec::new();
-                    for name in more {
-                        if !statuses.iter().any(|st| st.assignee == name) {
-                            added.push(name.clone());
-                            statuses.push(StoredTaskStatus {
-                                assignee: name,
-                                status: "none".to_owned(),
-                                value: String::new(),
-                            });
-                        }
-                    }
-                    let draft = TaskDraft {
-                        id: Some(t.id.clone()),
-                        title: t.title.clone(),
-                        kind: t.kind.clone(),
-                        statuses,
-                        schedule: t.schedule.clone(),
-                    };
-                    s.put_task(&req.server, &room, me.jid.as_str(), draft)
+                    let added = s
+                        .assign(&req.server, &room, me.jid.as_str(), &id, more)
                         .await?;
                     Ok(Reply::completed().info(if added.is_empty() {
                         format!("Task {id}: everyone named was assigned already.")

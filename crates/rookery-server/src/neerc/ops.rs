@@ -303,4 +303,43 @@ impl NeercService {
         };
         self.put_locked(server, room, &mut rt, actor, draft).await
     }
+
+    /// Add `more` assignees (status `none`) to a task, keeping everyone else's status;
+    /// returns the names that were not assigned yet. Under the room's lock, so a status
+    /// change made meanwhile is not overwritten.
+    pub async fn assign(
+        &self,
+        server: &Server,
+        room: &str,
+        actor: &str,
+        id: &str,
+        more: Vec<String>,
+    ) -> Result<Vec<String>, StanzaError> {
+        let lock = self.room_tasks(room);
+        let mut rt = lock.lock().await;
+        self.load(server, room, &mut rt).await?;
+        let task = rt.tasks.get(id).cloned().ok_or_else(|| no_task(id))?;
+        let mut draft = TaskDraft {
+            id: Some(task.id),
+            title: task.title,
+            kind: task.kind,
+            statuses: task.statuses,
+            schedule: task.schedule,
+        };
+        let mut added = Vec::new();
+        for name in more {
+            if !draft.statuses.iter().any(|st| st.assignee == name) {
+                draft.statuses.push(StoredTaskStatus {
+                    assignee: name.clone(),
+                    status: "none".to_owned(),
+                    value: String::new(),
+                });
+                added.push(name);
+            }
+        }
+        if !added.is_empty() {
+            self.put_locked(server, room, &mut rt, actor, draft).await?;
+        }
+        Ok(added)
+    }
 }
