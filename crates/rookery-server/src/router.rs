@@ -79,6 +79,8 @@ impl Server {
             service.route(self, stanza).await
         } else if crate::component::is_configured(self, domain) {
             crate::component::unavailable(self, domain, &stanza).await
+        } else if let Some(uplink) = self.uplink() {
+            uplink.route(self, stanza).await
         } else {
             crate::s2s::route(self, domain, stanza).await
         }

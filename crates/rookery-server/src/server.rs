@@ -43,6 +43,9 @@ struct Inner {
     auth: crate::accounts::AuthBackend,
     /// Server-to-server federation (`s2s/`).
     s2s: crate::s2s::S2s,
+    /// Where stanzas for every domain that is not ours go instead of federation, in a
+    /// process that is itself an external component (`neerc/external.rs`).
+    uplink: std::sync::OnceLock<Arc<dyn Route>>,
 }
 
 /// How an administrator asked the server to end.
@@ -72,7 +75,12 @@ impl Server {
     /// Build a server over the given stores, with the built-in modules loaded
     /// (minus `modules.disabled`).
     pub fn new(config: Config, stores: Stores) -> Result<Server> {
-        let tls = Some(crate::tls::setup(&config)?);
+        // A process that hosts no domain (an external component) needs no certificate.
+        let tls = if config.hosts.is_empty() {
+            None
+        } else {
+            Some(crate::tls::setup(&config)?)
+        };
         let admins = std::sync::RwLock::new(config.admins.clone());
         let server = Server(Arc::new(Inner {
             admins,
@@ -94,6 +102,7 @@ impl Server {
             auth_failures: DashMap::new(),
             logins: Default::default(),
             groups: Default::default(),
+            uplink: std::sync::OnceLock::new(),
         }));
         for module in crate::modules::builtin() {
             server.load_module(module.as_ref());
@@ -294,6 +303,15 @@ impl Server {
     }
     pub fn service(&self, domain: &str) -> Option<Arc<dyn Route>> {
         self.0.services.get(domain).map(|r| r.clone())
+    }
+
+    /// Send everything for domains that are not ours (nor our services') through `route`
+    /// instead of federation: the stream of a process running as an external component.
+    pub fn set_uplink(&self, route: Arc<dyn Route>) {
+        let _ = self.0.uplink.set(route);
+    }
+    pub(crate) fn uplink(&self) -> Option<&Arc<dyn Route>> {
+        self.0.uplink.get()
     }
 
     /// Whether `jid` (a bare JID string) is an administrator.

@@ -11,7 +11,9 @@
 //!   contest client works from the room, and a hall need not see the others), with those
 //!   accounts as members; existing groups are kept and get the missing members;
 //! - the room `R@conference.<host>`: persistent, members-only and hidden, with the group
-//!   `jury` as owner (the jury: power in the contest service) and `halls` as member.
+//!   `jury` as owner (the jury: power in the contest service) and `halls` as member;
+//!   when the contest service runs as an external component (a `[[component]]` named
+//!   `neerc.<host>`), the component too is an owner, so that it may read the room.
 //!
 //! The credentials go to standard output, or to `--out FILE` (created with mode 0600;
 //! an existing file is never overwritten), as CSV or as XEP-0227 `users.xml`.
@@ -250,6 +252,15 @@ async fn provision(
     }
 
     let group = |id: &str| format!("{id}@groups.{host}");
+    let mut affiliations = vec![
+        (group(JURY.0), "owner".to_owned()),
+        (group(HALLS.0), "member".to_owned()),
+    ];
+    // A contest service run as an external component reads the room as one of its owners.
+    let component = format!("{}.{host}", config.neerc.subdomain);
+    if config.components.iter().any(|c| c.name == component) {
+        affiliations.push((component, "owner".to_owned()));
+    }
     let resp = ask(
         config,
         AdminRequest::MucRoom {
@@ -257,10 +268,7 @@ async fn provision(
             setup: RoomSetup {
                 room: room.to_owned(),
                 name: None,
-                affiliations: vec![
-                    (group(JURY.0), "owner".to_owned()),
-                    (group(HALLS.0), "member".to_owned()),
-                ],
+                affiliations,
             },
         },
     )

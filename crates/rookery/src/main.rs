@@ -43,6 +43,9 @@ enum Command {
     Contest(contest::ContestArgs),
     /// The contest's tasks, through the running server.
     Neerc(neerc::NeercArgs),
+    /// Run the NEERC contest service as an external component (XEP-0114) of a server:
+    /// rookery or any other that accepts components.
+    NeercComponent(neerc::ComponentArgs),
     /// Show whether the server runs, its uptime and sessions.
     Status,
     /// Ad-hoc commands (XEP-0050) over XMPP, logged in as an account.
@@ -151,6 +154,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Contest(args) => contest::contest(args, &config).await,
         Command::Neerc(args) => neerc::neerc(args, &config).await,
+        Command::NeercComponent(args) => {
+            init_logs(&config.log.level);
+            neerc::component(args, config).await
+        }
         Command::User(cmd) => {
             let req = match cmd {
                 UserCommand::Add { jid, password } => {
@@ -263,7 +270,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("signal handler");
     tokio::select! {

@@ -132,3 +132,75 @@ pub async fn neerc(args: NeercArgs, config: &Config) -> Result<std::process::Exi
         ),
     }
 }
+
+/// `rookery neerc-component`: the contest service in a process of its own.
+#[derive(Args)]
+pub struct ComponentArgs {
+    /// The server's component listener, host:port.
+    #[arg(long, default_value = "127.0.0.1:5347")]
+    server: String,
+    /// The component's name, as the server's configuration gives it (e.g. neerc.example.org).
+    #[arg(long)]
+    name: String,
+    /// The component's secret.
+    #[arg(long, env = "ROOKERY_COMPONENT_SECRET", hide_env_values = true)]
+    secret: String,
+    /// The XMPP domain whose chat rooms it serves [default: the name without its first label].
+    #[arg(long)]
+    host: Option<String>,
+    /// The chat service's domain [default: conference.HOST].
+    #[arg(long)]
+    muc: Option<String>,
+    /// The domain of group JIDs in room affiliations [default: groups.HOST].
+    #[arg(long)]
+    groups: Option<String>,
+    /// Where the service keeps its tasks [default: the configuration's data directory
+    /// with `-neerc` appended, i.e. rookery-data-neerc].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// Run the contest service as an external component until a signal.
+pub async fn component(args: ComponentArgs, mut config: Config) -> Result<std::process::ExitCode> {
+    let host = match args.host {
+        Some(h) => h,
+        None => match args.name.split_once('.') {
+            Some((_, rest)) if !rest.is_empty() => rest.to_owned(),
+            _ => bail!("--name {} has no parent domain; give --host", args.name),
+        },
+    };
+    config.data_dir = match args.data_dir {
+        Some(d) => d,
+        None => {
+            let mut d = config.data_dir.into_os_string();
+            d.push("-neerc");
+            PathBuf::from(d)
+        }
+    };
+    let opts = rookery_server::neerc::external::ExternalOptions {
+        server: args.server,
+        name: args.name,
+        secret: args.secret,
+        muc: args.muc.unwrap_or_else(|| format!("conference.{host}")),
+        groups: args.groups.unwrap_or_else(|| format!("groups.{host}")),
+        host,
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        crate::wait_for_signal().await;
+        stop.cancel();
+    });
+    println!(
+        "rookery {} contest service {} for {} via {} (data in {})",
+        env!("CARGO_PKG_VERSION"),
+        opts.name,
+        opts.host,
+        opts.server,
+        config.data_dir.display()
+    );
+    rookery_server::neerc::external::run(opts, config, shutdown)
+        .await
+        .context("the contest component")?;
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -512,3 +512,146 @@ async fn a_contest_set_up_through_a_running_server() {
     let (body, _) = broadcast(&mut hall3).await;
     assert_eq!(body, "Task 'Welcome' (2) changed");
 }
+
+/// A `rookery neerc-component` child process.
+struct ComponentProcess(Child);
+
+impl Drop for ComponentProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_contest_service_runs_as_an_external_component() {
+    let dir = tempfile::tempdir().unwrap();
+    // The server runs no contest service itself; `neerc.localhost` is a component.
+    let config = dir.path().join("rookery.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "hosts = [\"localhost\"]\ndata_dir = \"{}\"\n\n[listen]\nc2s = \"127.0.0.1:0\"\n\
+             s2s = false\nc2s_tls = false\ncomponent = \"127.0.0.1:0\"\n\n[neerc]\nenabled = false\n\n\
+             [[component]]\nname = \"neerc.localhost\"\nsecret = \"s3cret\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    // The contest's room gets the component as an owner, so that it may read the room.
+    let (good, out, err) = rookery(&config, &["contest", "init", "--halls", "2"]);
+    assert!(good, "{err}");
+    let creds = credentials(&out);
+    assert!(err.contains("neerc.localhost"), "{err}");
+
+    // Where the server listens for components: its start-up lines say.
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rookery serve");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut c2s, mut component) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let line = line.trim();
+        if let Some(addr) = line.strip_prefix("c2s (STARTTLS)") {
+            c2s = Some(addr.trim().parse::<SocketAddr>().unwrap());
+        }
+        if let Some(rest) = line.strip_prefix("components") {
+            component = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if line.starts_with("data directory") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    let served = Served {
+        child,
+        c2s: c2s.expect("the c2s address"),
+        ca_pem: std::fs::read_to_string(dir.path().join("data").join("ca.pem")).unwrap(),
+    };
+    let component = component.expect("the component address");
+
+    // A wrong secret is refused at once, with the server's reason.
+    let out = Command::new(BIN)
+        .args([
+            "neerc-component",
+            "--server",
+            &component,
+            "--name",
+            "neerc.localhost",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("neerc"))
+        .env("ROOKERY_COMPONENT_SECRET", "wrong")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not-authorized"), "{err}");
+
+    let _service = ComponentProcess(
+        Command::new(BIN)
+            .args([
+                "neerc-component",
+                "--server",
+                &component,
+                "--name",
+                "neerc.localhost",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("neerc"))
+            .env("ROOKERY_COMPONENT_SECRET", "s3cret")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // The halls and the jury see the same users as with the built-in service, once the
+    // component is connected.
+    let mut hall1 = login(&served, "hall1", password(&creds, "hall1")).await;
+    let expected = [
+        power("jury1", "Jury", true),
+        power("hall1", "Halls", false),
+        power("hall2", "Halls", false),
+    ];
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let r = hall1
+            .iq(stanza(&format!(
+                "<iq xmlns='jabber:client' type='get' to='neerc@neerc.localhost'><query xmlns='{NS_USERS}'/></iq>"
+            )))
+            .await
+            .unwrap();
+        if r.attr("type") == Some("result") {
+            seen = users(&mut hall1).await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, expected);
+
+    // The jury creates a task over XMPP; hall1, in the room, hears of it.
+    enter(&mut hall1, "hall1").await;
+    let mut jury1 = login(&served, "jury1", password(&creds, "jury1")).await;
+    let r = jury1
+        .iq(stanza(
+            "<iq xmlns='jabber:client' type='set' to='neerc@neerc.localhost'>\
+             <task xmlns='http://neerc.ifmo.ru/protocol/neerc#task' title='Lights on' type='confirm'>\
+             <status for='hall1' type='none'/></task></iq>",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+    let (_, task) = broadcast(&mut hall1).await;
+    assert_eq!(task.attr("title"), Some("Lights on"));
+    assert_eq!(statuses(&task), [("hall1".to_owned(), "none".to_owned())]);
+}

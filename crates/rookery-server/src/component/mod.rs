@@ -13,7 +13,7 @@
 //! and per-address budget as failed client logins (`[auth] failure_delay_ms`,
 //! `[limits] auth_failures_per_minute`).
 
-mod stream;
+pub(crate) mod stream;
 
 pub use stream::ComponentLink;
 

@@ -270,7 +270,7 @@ async fn inbound(
 
 /// Move every element in `jabber:component:accept` to `jabber:client`, the namespace
 /// stanzas have inside the server.
-fn into_client_ns(e: &mut Element) {
+pub(crate) fn into_client_ns(e: &mut Element) {
     if e.has_ns(ns::COMPONENT_ACCEPT) {
         let name = e.name().to_owned();
         let mut old = std::mem::replace(e, Element::bare(name, ns::CLIENT));

@@ -60,6 +60,102 @@ impl Module for Groups {
             Flow::Continue
         });
         register_commands(m);
+        // Each `groups.<host>` answers disco about its groups, for trusted readers.
+        m.hook(EventKind::Started, 0, |server, _| async move {
+            for host in server.config().hosts.clone() {
+                let domain = format!("groups.{host}");
+                let directory = Arc::new(Directory { host });
+                if !server.try_register_service(&domain, directory) {
+                    tracing::warn!(%domain, "another service has this domain; group disco is off");
+                }
+            }
+            Flow::Continue
+        });
+    }
+}
+
+/// `groups.<host>` as a route: `<id>@groups.<host>` answers disco#info (its display name
+/// as the identity's name) and disco#items (its members), so that a contest service
+/// running as an external component can expand the groups named in a room's
+/// affiliations. Membership is not public: only administrators and the server's own
+/// components may read it.
+struct Directory {
+    host: String,
+}
+
+#[async_trait::async_trait]
+impl crate::router::Route for Directory {
+    async fn route(&self, server: &Server, stanza: minidom::Element) {
+        use crate::xml::{ElementExt, IqType, el};
+        if stanza.name() != "iq"
+            || !matches!(
+                IqType::parse(stanza.get_attr("type")),
+                Some(IqType::Get | IqType::Set)
+            )
+        {
+            return;
+        }
+        let reply = async {
+            let from = stanza
+                .get_attr("from")
+                .and_then(|f| jid::Jid::new(f).ok())
+                .ok_or_else(|| StanzaError::bad_request("no sender"))?;
+            let trusted = server.is_admin(from.to_bare().as_str())
+                || crate::component::is_configured(server, from.domain().as_str());
+            let to = stanza
+                .get_attr("to")
+                .and_then(|t| BareJid::new(t).ok())
+                .ok_or_else(|| StanzaError::bad_request("not a group JID"))?;
+            let q = stanza
+                .first_child()
+                .filter(|q| {
+                    q.is("query", crate::ns::DISCO_INFO) || q.is("query", crate::ns::DISCO_ITEMS)
+                })
+                .filter(|_| stanza.get_attr("type") == Some("get"))
+                .ok_or_else(|| {
+                    StanzaError::service_unavailable(
+                        "groups answer disco#info and disco#items only",
+                    )
+                })?;
+            let Some(id) = to.node() else {
+                return Err(StanzaError::service_unavailable(
+                    "the groups domain itself answers nothing; ask a group JID",
+                ));
+            };
+            if !trusted {
+                return Err(StanzaError::forbidden(
+                    "only administrators and this server's components may read groups",
+                ));
+            }
+            let group = server
+                .stores()
+                .groups
+                .group(&self.host, id.as_str())
+                .await?
+                .ok_or_else(|| StanzaError::item_not_found(format!("there is no group {to}")))?;
+            let mut out = el("query", &q.ns());
+            if q.has_ns(crate::ns::DISCO_INFO) {
+                out.append_child(
+                    el("identity", crate::ns::DISCO_INFO)
+                        .with_attr("category", "directory")
+                        .with_attr("type", "group")
+                        .with_attr("name", &group.name),
+                );
+            } else {
+                for member in members(server, &self.host, id.as_str()).await {
+                    out.append_child(
+                        el("item", crate::ns::DISCO_ITEMS).with_attr("jid", member.as_str()),
+                    );
+                }
+            }
+            Ok(out)
+        }
+        .await;
+        let reply = match reply {
+            Ok(payload) => crate::xml::iq_result(&stanza, Some(payload)),
+            Err(e) => e.bounce(&stanza),
+        };
+        server.route(reply).await;
     }
 }
 

@@ -249,7 +249,10 @@ pub async fn watch(svc: Arc<NeercService>, server: Server, path: PathBuf, poll: 
                 }
             }
         }
-        tokio::time::sleep(poll).await;
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = server.shutdown_token().cancelled() => return,
+        }
     }
 }
 

@@ -26,7 +26,7 @@ use super::NeercService;
 use super::clock::{Clock, ClockStatus};
 use super::ops::TaskDraft;
 use super::tasks::{self, Action};
-use super::users::{self, Requester};
+use super::users::Requester;
 use crate::adhoc::{CommandDef, CommandRequest, On, Permission, Reply};
 use crate::adhoc::{immediate, prefilled_form, simple_form};
 use crate::error::StanzaError;
@@ -50,7 +50,7 @@ async fn who(svc: &NeercService, req: &CommandRequest) -> Result<(String, Reques
             },
         ));
     }
-    let r = users::requester(&req.server, &svc.host, &room, &jid).await?;
+    let r = svc.muc.requester(&req.server, &room, &jid).await?;
     Ok((room, r))
 }
 

@@ -7,7 +7,7 @@ use rookery_storage::StoredTask;
 use super::Clock;
 use super::ops::TaskDraft;
 use super::tasks::{self, REMOVE, STATUSES};
-use super::users::{self, Requester};
+use super::users::Requester;
 use super::{NS_TASK, NS_TASKS, NeercService, RoomTasks};
 use crate::error::{Condition, StanzaError};
 use crate::server::Server;
@@ -37,11 +37,9 @@ pub async fn users(
     svc: &NeercService,
     request: &Element,
 ) -> Result<Element, StanzaError> {
-    let list = users::room_users(ctx.server, &svc.host, ctx.room)
-        .await
-        .ok_or_else(|| {
-            StanzaError::service_unavailable(format!("there is no chat room {}", ctx.room))
-        })?;
+    let list = svc.muc.users(ctx.server, ctx.room).await.ok_or_else(|| {
+        StanzaError::service_unavailable(format!("there is no chat room {}", ctx.room))
+    })?;
     let ns = request.ns();
     let mut out = shell(request);
     for u in list {

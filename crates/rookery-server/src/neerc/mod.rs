@@ -23,12 +23,15 @@
 pub mod admin;
 pub mod clock;
 mod commands;
+pub mod external;
 mod handlers;
 pub mod lines;
 pub mod ops;
+mod remote;
 pub mod schedule;
 pub mod tasks;
 pub mod users;
+pub mod view;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
@@ -90,7 +93,8 @@ impl Module for Neerc {
                     tracing::error!(%domain, "another service has this domain; the contest service does not start there");
                     continue;
                 }
-                let service = NeercService::new(&server, &domain, &host);
+                let muc = Arc::new(view::LocalMuc { host: host.clone() });
+                let service = NeercService::new(&server, &domain, &host, muc);
                 server.register_service(&domain, service.clone());
                 commands::register(&server, &service);
                 service.start(&server).await;
@@ -162,6 +166,8 @@ pub struct NeercService {
     /// Scheduled tasks needing confirmation that the jury was told of (room, id).
     announced: Mutex<HashSet<(String, String)>>,
     queue: mpsc::Sender<Delivery>,
+    /// The MUC rooms it serves.
+    muc: Arc<dyn view::MucView>,
 }
 
 /// Stanzas waiting for delivery, at most.
@@ -169,11 +175,24 @@ const QUEUE: usize = 1024;
 
 impl NeercService {
     /// A service for `domain`, serving the MUC rooms of `host`.
-    pub fn new(server: &Server, domain: &str, host: &str) -> Arc<NeercService> {
+    pub fn new(
+        server: &Server,
+        domain: &str,
+        host: &str,
+        muc: Arc<dyn view::MucView>,
+    ) -> Arc<NeercService> {
         let (tx, mut rx) = mpsc::channel::<Delivery>(QUEUE);
         let routing = server.clone();
         server.spawn(async move {
-            while let Some(d) = rx.recv().await {
+            let stop = routing.shutdown_token().clone();
+            // On shutdown, what was queued is still delivered (to sessions still there).
+            loop {
+                let d = tokio::select! {
+                    biased;
+                    d = rx.recv() => d,
+                    _ = stop.cancelled() => rx.try_recv().ok(),
+                };
+                let Some(d) = d else { break };
                 d.deliver(&routing).await;
             }
         });
@@ -187,12 +206,13 @@ impl NeercService {
             clock: Mutex::new(Reading::default()),
             announced: Mutex::new(HashSet::new()),
             queue: tx,
+            muc,
         })
     }
 
     /// Once registered: load the rooms that have tasks (their schedules must fire), watch
     /// the clock file, and check the schedules every second.
-    async fn start(self: &Arc<Self>, server: &Server) {
+    pub(crate) async fn start(self: &Arc<Self>, server: &Server) {
         match server.stores().tasks.task_rooms(&self.domain).await {
             Ok(rooms) => {
                 for room in rooms {
@@ -215,8 +235,12 @@ impl NeercService {
         server.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let stop = ticking.shutdown_token().clone();
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.cancelled() => break,
+                }
                 let Some(svc) = weak.upgrade() else { break };
                 svc.fire_due(&ticking).await;
             }
@@ -246,7 +270,7 @@ impl NeercService {
             rooms.push(self.default_room.clone());
         }
         for room in rooms {
-            let to = users::occupant_sessions(server, &self.host, &room).await;
+            let to = self.muc.sessions(server, &room, false).await;
             self.fanout(self.clock_message(&room, &now), to).await;
         }
         self.fire_due(server).await;
@@ -263,7 +287,7 @@ impl NeercService {
 
     /// Send the current clock to one occupant who just entered the room, if the room is
     /// a contest room: the default room, or one the service has served (tasks or queries).
-    async fn push_clock(&self, room: &str, to: FullJid) {
+    pub(crate) async fn push_clock(&self, room: &str, to: FullJid) {
         if room != self.default_room && !self.rooms.lock().unwrap().contains_key(room) {
             return;
         }
@@ -330,7 +354,7 @@ impl NeercService {
     async fn broadcast(&self, server: &Server, room: &str, task: &StoredTask, kind: Option<&str>) {
         let from = format!("{room}@{}", self.domain);
         let message = handlers::change_message(&from, task, kind);
-        let to = users::occupant_sessions(server, &self.host, room).await;
+        let to = self.muc.sessions(server, room, false).await;
         // Serialised once for all of them, as MUC does.
         self.fanout(message, to).await;
     }
@@ -350,10 +374,7 @@ impl NeercService {
             None => "NEERC service".to_owned(),
             Some(room) => {
                 let room = room.as_str();
-                if users::with_room(server, &self.host, room, |_| ())
-                    .await
-                    .is_none()
-                {
+                if !self.muc.exists(server, room).await {
                     return StanzaError::item_not_found(format!(
                         "there is no chat room {room}, so there is no contest service for it"
                     ))
@@ -411,7 +432,7 @@ impl NeercService {
                 .await;
             }
             _ => {
-                text.insert_str(4, " xmlns='jabber:client'");
+                text.insert_str(3, " xmlns='jabber:client'");
                 match text.parse::<Element>() {
                     Ok(mut reply) => {
                         reply.put_attr("to", from.as_str());
@@ -456,7 +477,7 @@ impl NeercService {
             Some(n) => n.as_str().to_owned(),
             None => self.default_room.clone(),
         };
-        let requester = match users::requester(server, &self.host, &room, &from.to_bare()).await {
+        let requester = match self.muc.requester(server, &room, &from.to_bare()).await {
             Ok(r) => r,
             Err(e) => return Answer::Stanza(e.bounce(stanza)),
         };

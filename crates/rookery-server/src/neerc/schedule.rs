@@ -15,9 +15,9 @@
 
 use rookery_storage::{StoredTask, TaskSchedule};
 
+use super::NeercService;
 use super::clock::Clock;
 use super::ops::now_ms;
-use super::{NeercService, users};
 use crate::server::Server;
 use crate::xml::{ElementExt, el};
 
@@ -80,16 +80,8 @@ impl NeercService {
 
     /// Tell the jury in the room that a task waits for their confirmation.
     async fn announce_due(&self, server: &Server, room: &str, task: &StoredTask) {
-        let Some(view) = users::view(server, &self.host, room).await else {
-            return;
-        };
         let from = format!("{room}@{}", self.domain);
-        let to: Vec<_> = view
-            .occupants
-            .iter()
-            .filter(|(_, a, _)| users::is_power(*a))
-            .flat_map(|(_, _, sessions)| sessions.iter().cloned())
-            .collect();
+        let to = self.muc.sessions(server, room, true).await;
         if to.is_empty() {
             return;
         }

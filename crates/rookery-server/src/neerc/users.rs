@@ -84,41 +84,28 @@ pub async fn view(server: &Server, host: &str, room: &str) -> Option<RoomView> {
     .await
 }
 
-/// The sessions of every occupant of the room, in join order (empty if no such room).
-pub async fn occupant_sessions(server: &Server, host: &str, room: &str) -> Vec<FullJid> {
-    with_room(server, host, room, |r| {
-        r.occupants
-            .iter()
-            .flat_map(|o| o.sessions.iter().cloned())
-            .collect()
-    })
-    .await
-    .unwrap_or_default()
-}
-
 /// Owners and admins are the jury.
 pub fn is_power(a: Affiliation) -> bool {
     matches!(a, Affiliation::Owner | Affiliation::Admin)
 }
 
-/// Check that `jid` may use the room's contest service (A.2 steps 4.1–4.2) and work out
-/// their power.
-pub async fn requester(
-    server: &Server,
-    host: &str,
+/// A room's verdict on `jid`: its affiliation (as the room computes it for entering,
+/// `group_jids` being the groups `jid` is in) and whether it has power.
+pub fn judge(r: &Room, jid: &BareJid, group_jids: &[BareJid]) -> (Affiliation, bool) {
+    let affiliation = r.affiliation_of(jid, group_jids);
+    let group_power = group_jids
+        .iter()
+        .any(|g| r.affiliations.get(g).is_some_and(|(a, _)| is_power(*a)));
+    (affiliation, is_power(affiliation) || group_power)
+}
+
+/// The requester, from the room's verdict (`None`: there is no such room).
+pub fn admit(
     room: &str,
     jid: &BareJid,
+    verdict: Option<(Affiliation, bool)>,
 ) -> Result<Requester, StanzaError> {
-    let group_jids = MucService::groups_of(server, jid).await;
-    let found = with_room(server, host, room, |r| {
-        let affiliation = r.affiliation_of(jid, &group_jids);
-        let group_power = group_jids
-            .iter()
-            .any(|g| r.affiliations.get(g).is_some_and(|(a, _)| is_power(*a)));
-        (affiliation, is_power(affiliation) || group_power)
-    })
-    .await;
-    let Some((affiliation, power)) = found else {
+    let Some((affiliation, power)) = verdict else {
         return Err(StanzaError::service_unavailable(format!(
             "there is no chat room {room}, so there is no contest service for it"
         )));
@@ -136,30 +123,82 @@ pub async fn requester(
     })
 }
 
+/// Check that `jid` may use the room's contest service (A.2 steps 4.1–4.2) and work out
+/// their power.
+pub async fn requester(
+    server: &Server,
+    host: &str,
+    room: &str,
+    jid: &BareJid,
+) -> Result<Requester, StanzaError> {
+    let group_jids = MucService::groups_of(server, jid).await;
+    let verdict = with_room(server, host, room, |r| judge(r, jid, &group_jids)).await;
+    admit(room, jid, verdict)
+}
+
+/// A group named in a room's affiliations.
+#[derive(Clone, Debug, Default)]
+pub struct GroupInfo {
+    /// The display name (the `group` of its members' `#users` lines).
+    pub name: String,
+    pub members: Vec<BareJid>,
+}
+
 /// Every user of the room, in the documented order.
 pub async fn room_users(server: &Server, host: &str, room: &str) -> Option<Vec<User>> {
     let view = view(server, host, room).await?;
-    // Each user's entries: (affiliation, group (jid, display name) or none for their own).
-    type Entry = (Affiliation, Option<(BareJid, String)>);
-    let mut entries: HashMap<BareJid, Vec<Entry>> = HashMap::new();
+    let mut groups: HashMap<BareJid, Option<GroupInfo>> = HashMap::new();
     for (jid, (a, _)) in &view.affiliations {
         if *a == Affiliation::None {
             continue;
         }
         if let Some((ghost, id)) = groups::parse_group_jid(server, jid) {
-            let name = match server.stores().groups.group(&ghost, &id).await {
-                Ok(Some(g)) => g.name,
-                Ok(None) => continue,
+            let info = match server.stores().groups.group(&ghost, &id).await {
+                Ok(Some(g)) => Some(GroupInfo {
+                    name: g.name,
+                    members: groups::members(server, &ghost, &id).await,
+                }),
+                Ok(None) => None,
                 Err(e) => {
                     tracing::error!(error = %e, group = %jid, "could not load a group");
-                    continue;
+                    None
                 }
             };
-            for member in groups::members(server, &ghost, &id).await {
+            groups.insert(jid.clone(), info);
+        }
+    }
+    let occupants: Vec<(BareJid, Affiliation)> = view
+        .occupants
+        .iter()
+        .map(|(j, a, _)| (j.clone(), *a))
+        .collect();
+    let room = BareJid::new(&format!("{room}@{host}")).ok()?;
+    Some(users_of(room, &view.affiliations, &groups, &occupants))
+}
+
+/// The users of a room from its affiliations, `groups` expanding the group JIDs among
+/// them (`None`: a group JID naming no group, skipped), and its occupants (those let in
+/// by their server's entry are listed too).
+pub fn users_of(
+    room: BareJid,
+    affiliations: &BTreeMap<BareJid, (Affiliation, String)>,
+    groups: &HashMap<BareJid, Option<GroupInfo>>,
+    occupants: &[(BareJid, Affiliation)],
+) -> Vec<User> {
+    // Each user's entries: (affiliation, group (jid, display name) or none for their own).
+    type Entry = (Affiliation, Option<(BareJid, String)>);
+    let mut entries: HashMap<BareJid, Vec<Entry>> = HashMap::new();
+    for (jid, (a, _)) in affiliations {
+        if *a == Affiliation::None {
+            continue;
+        }
+        if let Some(group) = groups.get(jid) {
+            let Some(group) = group else { continue };
+            for member in &group.members {
                 entries
-                    .entry(member)
+                    .entry(member.clone())
                     .or_default()
-                    .push((*a, Some((jid.clone(), name.clone()))));
+                    .push((*a, Some((jid.clone(), group.name.clone()))));
             }
         } else if jid.node().is_some() {
             entries.entry(jid.clone()).or_default().push((*a, None));
@@ -168,22 +207,15 @@ pub async fn room_users(server: &Server, host: &str, room: &str) -> Option<Vec<U
         // added below from the occupants.
     }
     // The room's own rule decides whether each one is in (an own outcast entry wins).
-    let mut probe = Room::new(
-        BareJid::new(&format!("{room}@{host}")).ok()?,
-        RoomConfig::default(),
-    );
-    probe.affiliations = view.affiliations.clone();
+    let mut probe = Room::new(room, RoomConfig::default());
+    probe.affiliations = affiliations.clone();
     let mut users: Vec<User> = Vec::new();
     for (jid, list) in &entries {
         let mut group_jids: Vec<BareJid> = list
             .iter()
             .filter_map(|(_, g)| g.as_ref().map(|(j, _)| j.clone()))
             .collect();
-        // The order `groups_of` gives: by host, then id.
-        group_jids.sort_by(|a, b| {
-            (a.domain().as_str(), a.node().map(|n| n.as_str()))
-                .cmp(&(b.domain().as_str(), b.node().map(|n| n.as_str())))
-        });
+        sort_groups(&mut group_jids);
         let effective = probe.affiliation_of(jid, &group_jids);
         if matches!(effective, Affiliation::None | Affiliation::Outcast) {
             continue;
@@ -211,7 +243,7 @@ pub async fn room_users(server: &Server, host: &str, room: &str) -> Option<Vec<U
         });
     }
     // Occupants let in by their server's entry.
-    for (jid, a, _) in &view.occupants {
+    for (jid, a) in occupants {
         if *a >= Affiliation::Member && !entries.contains_key(jid) && jid.node().is_some() {
             users.push(User {
                 jid: jid.clone(),
@@ -228,5 +260,13 @@ pub async fn room_users(server: &Server, host: &str, room: &str) -> Option<Vec<U
             .then_with(|| a.jid.as_str().cmp(b.jid.as_str()))
     });
     users.dedup_by(|a, b| a.jid == b.jid);
-    Some(users)
+    users
+}
+
+/// Group JIDs in the order `MucService::groups_of` gives them: by host, then id.
+pub fn sort_groups(group_jids: &mut [BareJid]) {
+    group_jids.sort_by(|a, b| {
+        (a.domain().as_str(), a.node().map(|n| n.as_str()))
+            .cmp(&(b.domain().as_str(), b.node().map(|n| n.as_str())))
+    });
 }
