@@ -64,13 +64,20 @@ pub struct Config {
     pub s2s: S2s,
 }
 
-/// Server-to-server federation (`[s2s]`, RFC 6120 and XEP-0220 dialback). Federation is on
-/// while `[listen] s2s` is set: peers verify us by connecting back to it.
+/// Server-to-server federation (`[s2s]`, RFC 6120 with SASL EXTERNAL as XEP-0178 says, and
+/// XEP-0220 dialback). Federation is on while `[listen] s2s` is set: peers verify us by
+/// connecting back to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S2s {
     /// Accept peers whose certificate does not validate (self-signed, private CA), with
-    /// dialback as the only proof of identity: for a LAN. Default `false`.
+    /// dialback as the only proof of identity: for a LAN. Default `false`. It never lets
+    /// SASL EXTERNAL succeed with a certificate that does not validate.
     pub accept_self_signed: bool,
+    /// Extra trusted CA certificates (PEM), besides the system's: a peer's certificate
+    /// that chains to one of them and names the peer's domain authenticates it with SASL
+    /// EXTERNAL (no dialback), and validates it when we connect. Default `None`; the file
+    /// must exist.
+    pub ca_file: Option<PathBuf>,
     /// Seconds an outgoing connection has to connect, negotiate TLS and be authenticated
     /// before what waits for it bounces `remote-server-timeout`. Default 10; 1 to 300.
     pub connect_timeout_secs: u64,
@@ -86,6 +93,7 @@ impl Default for S2s {
     fn default() -> Self {
         S2s {
             accept_self_signed: false,
+            ca_file: None,
             connect_timeout_secs: 10,
             idle_timeout_secs: 600,
             hosts: Default::default(),
@@ -520,6 +528,7 @@ const TOP_KEYS: &[&str] = &[
 const LISTEN_KEYS: &[&str] = &["c2s", "c2s_tls", "admin_socket", "component", "s2s"];
 const S2S_KEYS: &[&str] = &[
     "accept_self_signed",
+    "ca_file",
     "connect_timeout_secs",
     "idle_timeout_secs",
     "hosts",
@@ -726,6 +735,21 @@ impl Checker {
             return None;
         }
         Some(value)
+    }
+
+    /// Report `file` unless it exists and is not a directory.
+    fn existing_file(&mut self, path: &str, file: &Path, at: usize) {
+        let message = match std::fs::metadata(file) {
+            Ok(meta) if meta.is_dir() => {
+                format!("{path}: {:?} is a directory, not a file", file.display())
+            }
+            Ok(_) => return,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                format!("{path}: file {:?} does not exist", file.display())
+            }
+            Err(err) => format!("{path}: cannot access {:?}: {err}", file.display()),
+        };
+        self.report(at, message);
     }
 
     fn boolean(&mut self, path: &str, entry: &Entry<'_>) -> Option<bool> {
@@ -1032,6 +1056,13 @@ impl Checker {
                 "accept_self_signed" => {
                     if let Some(v) = self.boolean(path, entry) {
                         out.accept_self_signed = v;
+                    }
+                }
+                "ca_file" => {
+                    if let Some(v) = self.non_empty(path, entry) {
+                        let file = PathBuf::from(v);
+                        self.existing_file(path, &file, entry.value_at);
+                        out.ca_file = Some(file);
                     }
                 }
                 "connect_timeout_secs" => {

@@ -836,3 +836,30 @@ fn s2s_listener_and_static_hosts() {
     assert!(messages[4].contains("s2s.hosts.d.example: \"d:0\" is not \"host:port\""));
     assert_eq!(found[0].0, 3);
 }
+
+#[test]
+fn s2s_ca_file_must_exist() {
+    assert_eq!(Config::default().s2s.ca_file, None);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "ca").unwrap();
+    let config = ok(&format!("[s2s]\nca_file = '{}'\n", ca.display()));
+    assert_eq!(config.s2s.ca_file, Some(ca));
+
+    let missing = dir.path().join("missing.pem");
+    let found = problems(&format!("[s2s]\nca_file = '{}'\n", missing.display()));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].0, found[0].1), (2, 11));
+    assert!(
+        found[0].2.starts_with("s2s.ca_file: file ") && found[0].2.ends_with("does not exist"),
+        "{}",
+        found[0].2
+    );
+    let found = problems(&format!("[s2s]\nca_file = '{}'\n", dir.path().display()));
+    assert!(
+        found[0].2.ends_with("is a directory, not a file"),
+        "{found:?}"
+    );
+    let found = problems("[s2s]\nca_file = ''\n");
+    assert_eq!(found[0].2, "s2s.ca_file: must not be empty");
+}

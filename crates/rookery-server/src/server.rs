@@ -88,7 +88,7 @@ impl Server {
             exit: tokio::sync::watch::Sender::new(None),
             config_path: std::sync::Mutex::new(None),
             auth: crate::accounts::AuthBackend::from_config(&config),
-            s2s: crate::s2s::S2s::new(&config),
+            s2s: crate::s2s::S2s::new(&config, tls.as_ref().map(|t| t.certified.clone()))?,
             config,
             stores,
             registry: Registry::default(),

@@ -11,6 +11,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use rustls::ServerConfig;
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
@@ -27,6 +28,9 @@ pub struct TlsSetup {
     pub end_point_hash: Vec<u8>,
     /// The generated CA a client can trust, when the certificate was generated.
     pub generated_ca: Option<PathBuf>,
+    /// Our certificate chain and key, for server-to-server streams: we present them as a
+    /// TLS client certificate too (SASL EXTERNAL, XEP-0178).
+    pub certified: Arc<CertifiedKey>,
 }
 
 /// Load the configured pair or the generated one (creating it when needed).
@@ -56,6 +60,8 @@ pub fn setup(config: &rookery_config::Config) -> Result<TlsSetup> {
         .with_context(|| format!("reading private key {}", key_path.display()))?;
     let end_point_hash = Sha256::digest(certs[0].as_ref()).to_vec();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let certified = CertifiedKey::from_der(certs.clone(), key.clone_key(), &provider)
+        .context("certificate and key do not match")?;
     let mut server_config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
@@ -66,6 +72,7 @@ pub fn setup(config: &rookery_config::Config) -> Result<TlsSetup> {
         acceptor: TlsAcceptor::from(Arc::new(server_config)),
         end_point_hash,
         generated_ca,
+        certified: Arc::new(certified),
     })
 }
 

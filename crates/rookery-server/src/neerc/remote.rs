@@ -297,6 +297,12 @@ impl RemoteMuc {
                     .any(|s| s.is("status", NS_MUC_USER) && s.get_attr("code") == Some("110"))
             });
         if own {
+            if ty == "unavailable" {
+                // Kicked, or the room was destroyed: enter again at the next read.
+                tracing::warn!(room = %name, "the contest service is out of the room");
+                *room.live.lock().unwrap() = Live::default();
+                room.stale.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             return None;
         }
         let newcomer = {

@@ -27,6 +27,8 @@ pub(super) struct S2sConn {
     pub secure: bool,
     /// Whether our header was sent on the current stream (a stream error needs one).
     pub header_sent: bool,
+    /// The certificate chain the peer presented as a TLS client (incoming streams).
+    pub peer_certificates: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl S2sConn {
@@ -45,6 +47,7 @@ impl S2sConn {
             peer,
             secure: false,
             header_sent: false,
+            peer_certificates: Vec::new(),
         }
     }
 
@@ -154,20 +157,27 @@ impl S2sConn {
         .await;
     }
 
-    /// The receiving side of STARTTLS: our certificate, as on client streams.
+    /// The receiving side of STARTTLS: our certificate, as on client streams, and the
+    /// peer's if it has one (kept for SASL EXTERNAL).
     pub(super) async fn accept_tls(&mut self, server: &Server) -> std::io::Result<()> {
-        let tls = server
-            .tls()
+        let config = server
+            .s2s()
+            .tls_server()
             .ok_or_else(|| std::io::Error::other("TLS is not configured"))?;
         let plain = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
-        let stream = tls.acceptor.accept(plain).await?;
+        let stream = tokio_rustls::TlsAcceptor::from(config)
+            .accept(plain)
+            .await?;
+        if let Some(chain) = stream.get_ref().1.peer_certificates() {
+            self.peer_certificates = chain.to_vec();
+        }
         self.io = Box::new(stream);
         self.secure = true;
         Ok(())
     }
 
     /// The initiating side of STARTTLS, checking the peer's certificate for `domain`
-    /// (unless `[s2s] accept_self_signed`).
+    /// (unless `[s2s] accept_self_signed`) and presenting ours if asked.
     pub(super) async fn connect_tls(
         &mut self,
         config: Arc<rustls::ClientConfig>,

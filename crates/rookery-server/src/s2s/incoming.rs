@@ -2,7 +2,10 @@
 //! authoritative server).
 //!
 //! A peer opens a `jabber:server` stream to one of our domains; we require STARTTLS, then
-//! offer dialback. On that stream the peer may:
+//! offer dialback, and SASL EXTERNAL when the peer's TLS client certificate validates for
+//! the domain its header names (`sasl.rs`). On that stream the peer may:
+//! - authenticate with `<auth mechanism='EXTERNAL'/>`: on `<success/>` the stream restarts
+//!   and stanzas for the pair (its domain, our domain) may flow;
 //! - ask to be accepted as a domain (`<db:result from='them' to='us'>KEY</db:result>`): we
 //!   check the key with its authoritative server on a connection of our own and answer
 //!   `valid` or `invalid`; only then may stanzas for that (their domain, our domain) pair
@@ -17,7 +20,7 @@
 
 use super::conn::S2sConn;
 use super::outgoing::Failure;
-use super::{NS_DIALBACK, NS_SERVER, dialback};
+use super::{NS_DIALBACK, NS_SERVER, dialback, sasl};
 use crate::c2s::{End, random_id};
 use crate::error::{StreamCondition, StreamError};
 use crate::ns;
@@ -39,6 +42,8 @@ const MAX_PENDING: usize = 8;
 const MAX_PAIRS: usize = 256;
 /// Most dialback checks one stream may ask for (each makes us connect somewhere).
 const MAX_ATTEMPTS: usize = 2 * MAX_PAIRS;
+/// Failed SASL attempts one stream may make (RFC 6120 §6.4.5: at least 2, at most 5).
+const MAX_SASL_FAILURES: usize = 3;
 
 /// Accept server-to-server connections until shutdown; each runs in its own task.
 pub(crate) async fn serve(server: Server, listener: TcpListener) {
@@ -60,6 +65,12 @@ struct Incoming {
     pending: HashSet<(String, String)>,
     /// Dialback checks asked for on this stream, in all.
     attempts: usize,
+    /// The peer's domain, as its current stream header says.
+    remote: Option<String>,
+    /// The peer's domain once SASL EXTERNAL authenticated it.
+    sasl: Option<String>,
+    /// Failed SASL attempts.
+    sasl_failures: usize,
 }
 
 async fn handle(server: Server, tcp: TcpStream, peer: SocketAddr) {
@@ -71,6 +82,9 @@ async fn handle(server: Server, tcp: TcpStream, peer: SocketAddr) {
         verified: HashSet::new(),
         pending: HashSet::new(),
         attempts: 0,
+        remote: None,
+        sasl: None,
+        sasl_failures: 0,
     };
     let end = run(&server, &mut conn, &mut st).await;
     let reason = super::describe(&end);
@@ -170,10 +184,9 @@ async fn negotiate(server: &Server, conn: &mut S2sConn, st: &mut Incoming) -> Re
         conn.send_header(&st.local, remote.as_deref(), Some(&st.id))
             .await?;
         if conn.secure {
-            let features = format!(
-                "<stream:features><dialback xmlns='{}'><errors/></dialback></stream:features>",
-                super::NS_DIALBACK_FEATURE
-            );
+            st.remote = remote;
+            let external = st.sasl.is_none() && offer_external(server, conn, st);
+            let features = sasl::features(external, st.sasl.is_some());
             conn.send_raw(features.as_bytes()).await?;
             return Ok(());
         }
@@ -204,6 +217,23 @@ async fn negotiate(server: &Server, conn: &mut S2sConn, st: &mut Incoming) -> Re
             .await?;
         conn.accept_tls(server).await?;
         conn.reset();
+    }
+}
+
+/// Whether to offer SASL EXTERNAL: the peer's certificate validates for its domain.
+fn offer_external(server: &Server, conn: &S2sConn, st: &Incoming) -> bool {
+    let (Some(remote), false) = (&st.remote, conn.peer_certificates.is_empty()) else {
+        return false;
+    };
+    match server
+        .s2s()
+        .check_certificate(&conn.peer_certificates, remote)
+    {
+        Ok(()) => true,
+        Err(why) => {
+            tracing::debug!(peer = %conn.peer, %remote, reason = %why, "s2s peer's certificate does not authenticate it; not offering SASL EXTERNAL");
+            false
+        }
     }
 }
 
@@ -287,6 +317,9 @@ async fn element(
     if e.is("verify", NS_DIALBACK) {
         return dialback_verify(server, conn, e).await;
     }
+    if e.is("auth", ns::SASL) {
+        return sasl_auth(server, conn, st, e).await;
+    }
     if e.is("error", ns::STREAMS) {
         tracing::info!(peer = %conn.peer, error = %super::stream_error_text(&e), "s2s peer sent a stream error");
         return Err(End::Closed);
@@ -299,6 +332,72 @@ async fn element(
         format!("<{} xmlns='{}'/> is not a stanza", e.name(), e.ns()),
     )
     .into())
+}
+
+/// `<auth mechanism='EXTERNAL'>`: the peer's certificate must validate for the domain it
+/// asks for; on success the stream restarts, authenticated for (that domain, our domain).
+async fn sasl_auth(
+    server: &Server,
+    conn: &mut S2sConn,
+    st: &mut Incoming,
+    e: Element,
+) -> Result<(), End> {
+    let verdict = if st.sasl.is_some() {
+        Err(sasl::Refusal::new(
+            "not-authorized",
+            "this stream is authenticated already",
+        ))
+    } else {
+        sasl::requested_domain(&e, st.remote.as_deref()).and_then(|domain| {
+            let domain = remote_domain(server, Some(&domain)).map_err(|_| {
+                sasl::Refusal::new(
+                    "invalid-authzid",
+                    format!("'{domain}' is not a remote domain"),
+                )
+            })?;
+            server
+                .s2s()
+                .check_certificate(&conn.peer_certificates, &domain)
+                .map(|()| domain.clone())
+                .map_err(|why| {
+                    sasl::Refusal::new(
+                        "not-authorized",
+                        format!("the TLS certificate does not authenticate {domain}: {why}"),
+                    )
+                })
+        })
+    };
+    let domain = match verdict {
+        Ok(domain) => domain,
+        Err(refusal) => {
+            tracing::info!(peer = %conn.peer, remote = ?st.remote, reason = %refusal.text, "s2s SASL EXTERNAL refused");
+            conn.send_raw(refusal.to_xml().as_bytes()).await?;
+            st.sasl_failures += 1;
+            if st.sasl_failures >= MAX_SASL_FAILURES {
+                return Err(StreamError::new(
+                    StreamCondition::NotAuthorized,
+                    "too many failed authentication attempts",
+                )
+                .into());
+            }
+            return Ok(());
+        }
+    };
+    conn.send_raw(sasl::success().as_bytes()).await?;
+    tracing::info!(peer = %conn.peer, remote = %domain, local = %st.local, "s2s peer verified (SASL EXTERNAL)");
+    st.verified.insert((domain.clone(), st.local.clone()));
+    st.sasl = Some(domain);
+    // RFC 6120 §6.4.6: the peer opens a new stream at once.
+    conn.reset();
+    let handshake = Duration::from_secs(server.config().limits.handshake_timeout_secs.max(1));
+    match tokio::time::timeout(handshake, negotiate(server, conn, st)).await {
+        Ok(r) => r,
+        Err(_) => Err(StreamError::new(
+            StreamCondition::ConnectionTimeout,
+            "the stream was not restarted after SASL",
+        )
+        .into()),
+    }
 }
 
 /// `<db:result from='them' to='us'>KEY</db:result>`: check the key with their

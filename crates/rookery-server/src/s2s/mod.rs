@@ -1,16 +1,20 @@
 //! Server-to-server federation: the S2S manager of seed 002 §3.4 (RFC 6120 server
-//! streams, STARTTLS, XEP-0220 dialback with XEP-0185 keys).
+//! streams, STARTTLS, SASL EXTERNAL as XEP-0178 says, XEP-0220 dialback with XEP-0185
+//! keys).
 //!
 //! The router hands every stanza for a domain that is neither hosted here nor a service
 //! to [`route`]. The manager keeps one outgoing [`outgoing::Link`] per (our domain, their
 //! domain) pair, as the stanza's `from` and `to` name them: a bounded queue and a task that
 //! finds the peer ([`resolve`]: `[s2s.hosts]`, DNS SRV, then the domain on port 5269),
-//! connects, negotiates STARTTLS, proves our identity with dialback and writes. Stanzas
+//! connects, negotiates STARTTLS, proves our identity (SASL EXTERNAL with our certificate
+//! when the peer offers it, else dialback) and writes. Stanzas
 //! queue while the link is set up; when it cannot be they bounce with
 //! `remote-server-not-found` or `remote-server-timeout`.
 //!
-//! [`incoming`] serves `[listen] s2s`: peers authenticate with dialback (we verify their
-//! keys with their authoritative server), and each stanza must come from a verified pair.
+//! [`incoming`] serves `[listen] s2s`: peers authenticate with SASL EXTERNAL when their
+//! certificate validates for their domain ([`tls`]: the system's CAs and `[s2s] ca_file`),
+//! or with dialback (we verify their keys with their authoritative server), and each
+//! stanza must come from a verified pair.
 //!
 //! Federation is off when `[listen] s2s = false`: peers could not verify us.
 
@@ -19,6 +23,7 @@ mod dialback;
 mod incoming;
 mod outgoing;
 mod resolve;
+mod sasl;
 mod srv;
 mod tls;
 
@@ -32,6 +37,8 @@ use dashmap::DashMap;
 use jid::Jid;
 use minidom::Element;
 use outgoing::{Link, Refused};
+use rustls::pki_types::CertificateDer;
+use rustls::sign::CertifiedKey;
 use std::sync::{Arc, OnceLock};
 
 /// The default namespace of server-to-server streams.
@@ -44,7 +51,16 @@ pub const NS_DIALBACK_FEATURE: &str = "urn:xmpp:features:dialback";
 /// Most outgoing links at once (each remote domain we talk to, per local domain).
 const MAX_LINKS: usize = 10_000;
 
-/// The S2S manager: outgoing links, the static host map and the dialback secret.
+/// How an outgoing link proved our identity to the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Authentication {
+    /// XEP-0220 dialback: the peer asked our authoritative server.
+    Dialback,
+    /// SASL EXTERNAL (XEP-0178): the peer took our TLS client certificate.
+    SaslExternal,
+}
+
+/// The S2S manager: outgoing links, the static host map, the dialback secret and TLS.
 pub struct S2s {
     links: DashMap<(String, String), Arc<Link>>,
     /// `[s2s.hosts]`, plus addresses set at run time.
@@ -52,23 +68,43 @@ pub struct S2s {
     /// The secret dialback keys are made from; new at every start.
     secret: [u8; 32],
     accept_self_signed: bool,
-    /// Made on first use (it reads the system's trusted CAs).
+    /// Our certificate and key, presented to peers both ways.
+    ours: Option<Arc<CertifiedKey>>,
+    /// `[s2s] ca_file`'s certificates.
+    extra_cas: Vec<CertificateDer<'static>>,
+    /// The CAs we trust for peers; read on first use (the system's take a while).
+    trust: OnceLock<Arc<tls::Trust>>,
+    /// Made on first use.
     tls_client: OnceLock<Arc<rustls::ClientConfig>>,
+    tls_server: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl S2s {
-    pub fn new(config: &rookery_config::Config) -> Self {
+    /// The manager; `ours` is the server's certificate and key (`[tls]` or generated).
+    /// Fails when `[s2s] ca_file` holds no readable certificate.
+    pub fn new(
+        config: &rookery_config::Config,
+        ours: Option<Arc<CertifiedKey>>,
+    ) -> anyhow::Result<Self> {
         let hosts = DashMap::new();
         for (domain, addr) in &config.s2s.hosts {
             hosts.insert(domain.clone(), addr.clone());
         }
-        S2s {
+        let extra_cas = match &config.s2s.ca_file {
+            Some(path) => tls::read_ca_file(path)?,
+            None => Vec::new(),
+        };
+        Ok(S2s {
             links: DashMap::new(),
             hosts,
             secret: rand::random(),
             accept_self_signed: config.s2s.accept_self_signed,
+            tls_server: ours.clone().map(tls::server_config),
+            ours,
+            extra_cas,
+            trust: OnceLock::new(),
             tls_client: OnceLock::new(),
-        }
+        })
     }
 
     /// Reach `domain` at `addr` (`host:port`) instead of looking it up in DNS, as
@@ -94,14 +130,51 @@ impl S2s {
         v
     }
 
+    /// How the outgoing link from `local` to `remote` was authenticated, while it is up.
+    pub fn authenticated_by(&self, local: &str, remote: &str) -> Option<Authentication> {
+        let link = self.links.get(&(local.to_owned(), remote.to_owned()))?;
+        if link.is_up() {
+            link.authentication()
+        } else {
+            None
+        }
+    }
+
     fn secret(&self) -> &[u8] {
         &self.secret
     }
 
+    fn trust(&self) -> &tls::Trust {
+        self.trust
+            .get_or_init(|| Arc::new(tls::Trust::load(&self.extra_cas)))
+    }
+
     fn tls_client(&self) -> Arc<rustls::ClientConfig> {
         self.tls_client
-            .get_or_init(|| tls::client_config(self.accept_self_signed))
+            .get_or_init(|| {
+                let verify_with = (!self.accept_self_signed).then(|| self.trust());
+                tls::client_config(verify_with, self.ours.clone())
+            })
             .clone()
+    }
+
+    /// The server side of STARTTLS, when we have a certificate.
+    fn tls_server(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls_server.clone()
+    }
+
+    /// Whether we present a certificate to the servers we connect to.
+    fn presents_certificate(&self) -> bool {
+        self.ours.is_some()
+    }
+
+    /// Whether the certificate chain a peer presented authenticates `domain` (SASL
+    /// EXTERNAL); the error says why not. `accept_self_signed` plays no part.
+    fn check_certificate(&self, chain: &[CertificateDer<'_>], domain: &str) -> Result<(), String> {
+        if chain.is_empty() {
+            return Err("no certificate was presented".to_owned());
+        }
+        self.trust().check(chain, domain)
     }
 
     /// Remove `link` from the table, unless another link replaced it already.

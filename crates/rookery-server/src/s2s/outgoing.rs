@@ -1,6 +1,7 @@
 //! Outgoing server-to-server links: one per (local domain, remote domain), each with a
-//! bounded queue and one task that connects, negotiates STARTTLS, authenticates with
-//! dialback and then writes what is queued.
+//! bounded queue and one task that connects, negotiates STARTTLS, authenticates (SASL
+//! EXTERNAL with our certificate when the peer offers it, else dialback) and then writes
+//! what is queued.
 //!
 //! A link's life: *connecting* (stanzas queue up), *up* (they are written as they come),
 //! then either *closed* (idle, or the peer ended a link with nothing waiting: the next
@@ -11,7 +12,7 @@
 //! long if it fails again (up to [`MAX_BACKOFF`]).
 
 use super::conn::S2sConn;
-use super::{NS_DIALBACK, describe, dialback, resolve};
+use super::{Authentication, NS_DIALBACK, NS_DIALBACK_FEATURE, describe, dialback, resolve, sasl};
 use crate::c2s::End;
 use crate::error::{Condition, StanzaError, StreamCondition, StreamError};
 use crate::ns;
@@ -20,7 +21,7 @@ use crate::xml::ElementExt;
 use minidom::Element;
 use rookery_xml::StreamEvent;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -93,6 +94,8 @@ pub(super) struct Link {
     capacity: usize,
     /// How long to refuse stanzas if this link fails.
     backoff: Duration,
+    /// How the link was authenticated, once it was.
+    authentication: OnceLock<Authentication>,
 }
 
 impl Link {
@@ -108,6 +111,7 @@ impl Link {
             ready: Notify::new(),
             capacity: capacity.max(1),
             backoff,
+            authentication: OnceLock::new(),
         }
     }
 
@@ -159,6 +163,11 @@ impl Link {
     /// Whether the link is authenticated and writing.
     pub(super) fn is_up(&self) -> bool {
         matches!(self.state.lock().unwrap().phase, Phase::Up)
+    }
+
+    /// How the link was authenticated, once it was.
+    pub(super) fn authentication(&self) -> Option<Authentication> {
+        self.authentication.get().copied()
     }
 }
 
@@ -264,11 +273,43 @@ async fn fail(server: &Server, link: &Arc<Link>, failure: Failure) {
     forget(server, link);
 }
 
-/// Connect, negotiate and authenticate with dialback.
+/// Connect, negotiate and authenticate: with SASL EXTERNAL when the peer offers it (and
+/// we have a certificate to show), else, or when it fails, with dialback.
 async fn establish(server: &Server, link: &Link) -> Result<S2sConn, Failure> {
     let (local, remote) = (link.local.as_str(), link.remote.as_str());
-    let (mut conn, id) = open_stream(server, local, remote).await?;
-    let key = dialback::key(server.s2s().secret(), remote, local, &id);
+    let (mut conn, mut id, features) = open_secured(server, local, remote).await?;
+    if sasl::offers_external(&features) && server.s2s().presents_certificate() {
+        match sasl::authenticate(&mut conn, local, remote).await? {
+            sasl::Outcome::Authenticated => {
+                let _ = link.authentication.set(Authentication::SaslExternal);
+                tracing::debug!(%local, %remote, "s2s authenticated with SASL EXTERNAL");
+                return Ok(conn);
+            }
+            sasl::Outcome::Refused(why) => {
+                tracing::info!(%local, %remote, reason = %why, "s2s SASL EXTERNAL refused; trying dialback");
+                // Dialback on the same stream if the peer offered it there (XEP-0178,
+                // XEP-0220 §2.3), else on a new one.
+                if !features.has_child("dialback", NS_DIALBACK_FEATURE) {
+                    conn.close().await;
+                    (conn, id, _) = open_secured(server, local, remote).await?;
+                }
+            }
+        }
+    }
+    dialback_on(server, &mut conn, local, remote, &id).await?;
+    let _ = link.authentication.set(Authentication::Dialback);
+    Ok(conn)
+}
+
+/// Ask `remote` to accept us as `local` with dialback on the stream `id`.
+async fn dialback_on(
+    server: &Server,
+    conn: &mut S2sConn,
+    local: &str,
+    remote: &str,
+    id: &str,
+) -> Result<(), Failure> {
+    let key = dialback::key(server.s2s().secret(), remote, local, id);
     let request = dialback::element("result", local, remote, None, None, Some(&key));
     conn.send_raw(request.as_bytes())
         .await
@@ -282,7 +323,7 @@ async fn establish(server: &Server, link: &Link) -> Result<S2sConn, Failure> {
         })?;
         if e.is("result", NS_DIALBACK) {
             return match e.get_attr("type") {
-                Some("valid") => Ok(conn),
+                Some("valid") => Ok(()),
                 Some("invalid") => Err(Failure::not_found(format!(
                     "{remote} did not accept this server's identity (dialback)"
                 ))),
@@ -324,6 +365,16 @@ pub(super) async fn open_stream(
     local: &str,
     remote: &str,
 ) -> Result<(S2sConn, String), Failure> {
+    let (conn, id, _) = open_secured(server, local, remote).await?;
+    Ok((conn, id))
+}
+
+/// [`open_stream`], with the features of the secured stream.
+async fn open_secured(
+    server: &Server,
+    local: &str,
+    remote: &str,
+) -> Result<(S2sConn, String, Element), Failure> {
     let addrs = resolve::addresses(server, remote).await?;
     let mut last_error = None;
     let mut tcp = None;
@@ -376,7 +427,7 @@ pub(super) async fn open_stream(
             )));
         }
         if conn.secure {
-            return Ok((conn, id));
+            return Ok((conn, id, features));
         }
         if !features.has_child("starttls", ns::TLS) {
             return Err(Failure::not_found(format!(
