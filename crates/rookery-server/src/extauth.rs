@@ -226,6 +226,10 @@ pub struct ExtAuth {
     /// Bumped by every change to an account: an answer asked for before a change is not
     /// remembered (it may say the account exists after it was removed).
     changes: std::sync::atomic::AtomicU64,
+    /// `isuser` requests in the pool at once: one copy fewer than the pool, so that
+    /// lookups (which remote servers can cause, for any name) never hold every copy and
+    /// logins always find one.
+    lookups: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for ExtAuth {
@@ -263,6 +267,7 @@ impl ExtAuth {
             started: AtomicBool::new(false),
             known: Mutex::new(HashMap::new()),
             changes: std::sync::atomic::AtomicU64::new(0),
+            lookups: tokio::sync::Semaphore::new(size.saturating_sub(1).max(1)),
         }
     }
 
@@ -335,6 +340,7 @@ impl ExtAuth {
                 return Ok(known);
             }
         }
+        let _turn = self.lookups.acquire().await;
         let asked = self.generation();
         let known = self.call(Request::IsUser { user, server }).await?;
         self.remember(user, server, known, asked);
@@ -801,6 +807,45 @@ mod tests {
         let (mut r, mut w) = tokio::io::split(&mut server_side);
         let err = exchange(&mut r, &mut w, &request).await.unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
+
+    /// A program that takes 5 s over each `isuser` and answers `auth` at once.
+    const SLOW_LOOKUPS: &str = r#"
+import struct, sys, time
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    n = inp.read(2)
+    if len(n) < 2:
+        break
+    request = inp.read(struct.unpack('>H', n)[0]).decode()
+    if request.startswith('isuser:'):
+        time.sleep(5)
+    out.write(struct.pack('>HH', 2, 1))
+    out.flush()
+"#;
+
+    #[tokio::test]
+    async fn lookups_never_take_every_copy_so_logins_go_through() {
+        let pool = Arc::new(ExtAuth::new(
+            vec!["/usr/bin/python3".into(), "-c".into(), SLOW_LOOKUPS.into()],
+            2,
+            Duration::from_secs(10),
+        ));
+        pool.start();
+        // A remote server asks about many unknown users at once.
+        for i in 0..4 {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.is_user(&format!("nobody{i}"), "localhost").await });
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        let ok = pool.auth("alice", "localhost", "secret").await.unwrap();
+        assert!(ok);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "a login waited {:?} behind lookups",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]

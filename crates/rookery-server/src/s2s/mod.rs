@@ -177,6 +177,25 @@ impl S2s {
         self.trust().check(chain, domain)
     }
 
+    /// At the cap of links: make room by forgetting one that failed (it holds no
+    /// stanzas, only its backoff), so that unreachable domains, which anyone can name,
+    /// cannot keep the table full. `false` if every link is in use.
+    fn evict_failed(&self) -> bool {
+        let failed = self
+            .links
+            .iter()
+            .find(|e| e.value().is_failed())
+            .map(|e| e.key().clone());
+        match failed {
+            Some(key) => {
+                tracing::debug!(remote = %key.1, "forgetting a failed s2s link to make room");
+                self.links.remove(&key);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Remove `link` from the table, unless another link replaced it already.
     fn forget(&self, link: &Arc<Link>) {
         let key = (link.local.clone(), link.remote.clone());
@@ -210,7 +229,7 @@ pub async fn route(server: &Server, domain: &str, stanza: Element) {
     let mut backoff = outgoing::FIRST_BACKOFF;
     // A link found over is replaced at most once; a second one is as new as it gets.
     for _ in 0..2 {
-        if !s2s.links.contains_key(&key) && s2s.links.len() >= MAX_LINKS {
+        if !s2s.links.contains_key(&key) && s2s.links.len() >= MAX_LINKS && !s2s.evict_failed() {
             let err = StanzaError::new(
                 Condition::ResourceConstraint,
                 "this server is connected to too many remote servers; try again later",
@@ -273,5 +292,39 @@ fn stream_error_text(e: &Element) -> String {
     match e.children().find(|c| c.name() == "text") {
         Some(t) => format!("{condition} ({})", t.text()),
         None => condition,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outgoing::{Failure, Phase};
+    use std::time::Duration;
+
+    #[test]
+    fn at_the_cap_a_failed_link_makes_room_and_a_live_one_does_not() {
+        let s2s = S2s::new(&rookery_config::Config::default(), None).unwrap();
+        let add = |remote: &str| {
+            let link = Arc::new(Link::new(
+                "a.test".into(),
+                remote.into(),
+                8,
+                outgoing::FIRST_BACKOFF,
+            ));
+            s2s.links
+                .insert(("a.test".into(), remote.into()), link.clone());
+            link
+        };
+        add("up.test");
+        assert!(!s2s.evict_failed(), "a link in use is never forgotten");
+        let failed = add("unreachable.test");
+        failed.set_phase(Phase::Failed {
+            until: tokio::time::Instant::now() + Duration::from_secs(60),
+            delay: Duration::from_secs(60),
+            failure: Failure::not_found("no such domain"),
+        });
+        assert!(s2s.evict_failed());
+        assert_eq!(s2s.links.len(), 1);
+        assert!(s2s.links.contains_key(&("a.test".into(), "up.test".into())));
     }
 }

@@ -63,10 +63,15 @@ impl Failure {
     }
 }
 
-enum Phase {
+pub(super) enum Phase {
     Connecting,
     Up,
-    Failed { until: Instant, failure: Failure },
+    /// Refusing stanzas until `until`; `delay` is how long that was.
+    Failed {
+        until: Instant,
+        delay: Duration,
+        failure: Failure,
+    },
     Closed,
 }
 
@@ -126,11 +131,11 @@ impl Link {
                     }
                     st.queue.push_back(stanza);
                 }
-                Phase::Failed { until, failure } if Instant::now() < *until => {
+                Phase::Failed { until, failure, .. } if Instant::now() < *until => {
                     return Err(Box::new((Refused::Failed(failure.clone()), stanza)));
                 }
-                Phase::Failed { .. } => {
-                    let next = (self.backoff * 2).min(MAX_BACKOFF);
+                Phase::Failed { delay, .. } => {
+                    let next = (*delay * 2).min(MAX_BACKOFF);
                     return Err(Box::new((Refused::Gone(next), stanza)));
                 }
                 Phase::Closed => return Err(Box::new((Refused::Gone(FIRST_BACKOFF), stanza))),
@@ -150,11 +155,24 @@ impl Link {
         n
     }
 
-    fn is_idle(&self) -> bool {
-        self.state.lock().unwrap().queue.is_empty()
+    /// Close the link if nothing waits, at once: a stanza pushed after this opens a new
+    /// link (so none is left behind in this one, nor overtaken by later ones).
+    fn close_if_idle(&self) -> bool {
+        let mut st = self.state.lock().unwrap();
+        if st.queue.is_empty() {
+            st.phase = Phase::Closed;
+            true
+        } else {
+            false
+        }
     }
 
-    fn set_phase(&self, phase: Phase) -> Vec<Element> {
+    /// Whether the link failed and holds nothing but the memory of its backoff.
+    pub(super) fn is_failed(&self) -> bool {
+        matches!(self.state.lock().unwrap().phase, Phase::Failed { .. })
+    }
+
+    pub(super) fn set_phase(&self, phase: Phase) -> Vec<Element> {
         let mut st = self.state.lock().unwrap();
         st.phase = phase;
         std::mem::take(&mut st.queue).into()
@@ -191,14 +209,14 @@ pub(super) async fn run(server: Server, link: Arc<Link>) {
     };
     let mut conn = match attempt {
         Ok(Ok(conn)) => conn,
-        Ok(Err(failure)) => return fail(&server, &link, failure).await,
+        Ok(Err(failure)) => return fail(&server, &link, failure, link.backoff).await,
         Err(_) => {
             let failure = Failure::timeout(format!(
                 "{} did not answer: no authenticated connection within {} seconds",
                 link.remote,
                 limit.as_secs()
             ));
-            return fail(&server, &link, failure).await;
+            return fail(&server, &link, failure, link.backoff).await;
         }
     };
     {
@@ -210,14 +228,10 @@ pub(super) async fn run(server: Server, link: Arc<Link>) {
     let ending = serve(&server, &link, &mut conn).await;
     match ending {
         Ending::Idle => {
-            conn.close().await;
-            let left = link.set_phase(Phase::Closed);
+            // Closed for new stanzas already: they open a new link meanwhile.
             forget(&server, &link);
+            conn.close().await;
             tracing::info!(local = %link.local, remote = %link.remote, "s2s link closed: idle");
-            // Queued while the link closed: they open a new one.
-            for s in left {
-                server.route(s).await;
-            }
         }
         Ending::Shutdown => {
             let e = StreamError::new(
@@ -235,12 +249,12 @@ pub(super) async fn run(server: Server, link: Arc<Link>) {
         }
         Ending::Lost(why) => {
             tracing::info!(local = %link.local, remote = %link.remote, reason = %why, "s2s link lost");
-            if link.is_idle() {
-                link.set_phase(Phase::Closed);
+            if link.close_if_idle() {
                 forget(&server, &link);
             } else {
+                // The link was up: its backoff starts again from the first delay.
                 let text = format!("the connection to {} was lost: {why}", link.remote);
-                fail(&server, &link, Failure::timeout(text)).await;
+                fail(&server, &link, Failure::timeout(text), FIRST_BACKOFF).await;
             }
         }
     }
@@ -251,14 +265,15 @@ fn forget(server: &Server, link: &Arc<Link>) {
     server.s2s().forget(link);
 }
 
-/// The link could not be set up: bounce what waits, refuse new stanzas until the backoff
-/// delay has passed, then keep the failure around as long again (so that the next
-/// attempt's delay doubles) before forgetting the link.
-async fn fail(server: &Server, link: &Arc<Link>, failure: Failure) {
+/// The link could not be set up or was lost: bounce what waits, refuse new stanzas for
+/// `delay`, then keep the failure around as long again (so that the next attempt's delay
+/// doubles) before forgetting the link.
+async fn fail(server: &Server, link: &Arc<Link>, failure: Failure, delay: Duration) {
     tracing::info!(local = %link.local, remote = %link.remote, reason = %failure.text, "s2s link failed");
-    let until = Instant::now() + link.backoff;
+    let until = Instant::now() + delay;
     let waiting = link.set_phase(Phase::Failed {
         until,
+        delay,
         failure: failure.clone(),
     });
     let err = failure.error();
@@ -267,7 +282,7 @@ async fn fail(server: &Server, link: &Arc<Link>, failure: Failure) {
     }
     let shutdown = server.shutdown_token().clone();
     tokio::select! {
-        _ = tokio::time::sleep_until(until + link.backoff) => {}
+        _ = tokio::time::sleep_until(until + delay) => {}
         _ = shutdown.cancelled() => {}
     }
     forget(server, link);
@@ -509,11 +524,70 @@ async fn serve(server: &Server, link: &Link, conn: &mut S2sConn) -> Ending {
                 }
             },
             _ = tokio::time::sleep_until(last + idle) => {
-                if link.is_idle() {
+                if link.close_if_idle() {
                     return Ending::Idle;
                 }
                 last = Instant::now();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(backoff: Duration) -> Link {
+        Link::new("a.test".into(), "b.test".into(), 8, backoff)
+    }
+
+    fn message() -> Element {
+        crate::xml::el("message", ns::CLIENT)
+    }
+
+    fn refusal(l: &Link) -> Refused {
+        let Err(refused) = l.push(message()) else {
+            panic!("the link took the stanza");
+        };
+        refused.0
+    }
+
+    fn failed(l: &Link, delay: Duration) {
+        l.set_phase(Phase::Failed {
+            until: Instant::now() + delay,
+            delay,
+            failure: Failure::timeout("no answer"),
+        });
+    }
+
+    #[test]
+    fn an_idle_link_closes_at_once_and_a_busy_one_does_not() {
+        let l = link(FIRST_BACKOFF);
+        assert!(l.push(message()).is_ok());
+        assert!(!l.close_if_idle(), "a stanza waits");
+        let mut out = Vec::new();
+        l.take(&mut out, 10);
+        assert!(l.close_if_idle());
+        // Whatever comes next goes to a new link, never into the closed one's queue.
+        assert!(matches!(refusal(&l), Refused::Gone(d) if d == FIRST_BACKOFF));
+    }
+
+    #[tokio::test]
+    async fn the_next_attempt_waits_twice_the_delay_this_failure_used() {
+        let delay = Duration::from_millis(40);
+        // A link on a later attempt, failing for as long as its backoff says.
+        let l = link(delay);
+        failed(&l, delay);
+        assert!(l.is_failed());
+        assert!(matches!(refusal(&l), Refused::Failed(_)));
+        tokio::time::sleep(delay + Duration::from_millis(10)).await;
+        assert!(matches!(refusal(&l), Refused::Gone(d) if d == delay * 2));
+
+        // A link that was up and was lost fails for the first delay whatever its own
+        // attempts needed, so the next one doubles that, not the old backoff.
+        let l = link(Duration::from_secs(64));
+        failed(&l, delay);
+        tokio::time::sleep(delay + Duration::from_millis(10)).await;
+        assert!(matches!(refusal(&l), Refused::Gone(d) if d == delay * 2));
     }
 }
