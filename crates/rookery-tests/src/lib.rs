@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub mod contest;
+pub mod prosody;
 
 pub use minidom::Element;
 pub use rookery_client;

@@ -17,33 +17,24 @@
 //! them up).
 
 use minidom::Element;
-use rookery_client::{Client, ClientConfig, Security};
+use rookery_client::{Client, ClientConfig};
+use rookery_tests::prosody::{self, Prosody, Setup, condition, online};
 use rookery_tests::{TestServer, stanza};
-use std::io::{Read, Seek, SeekFrom};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use tempfile::TempDir;
+use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
 
 const ROOKERY_DOMAIN: &str = "rookery.test";
 const PROSODY_DOMAIN: &str = "prosody.test";
 const ROOKERY_S2S: &str = "127.0.0.2:5269";
 const PROSODY_S2S: &str = "127.0.0.3:5269";
-const PROSODY: &str = "/usr/bin/prosody";
-const PROSODYCTL: &str = "/usr/bin/prosodyctl";
 /// The longest any one step may take: a first link waits for DNS and dialback both ways.
 const TIMEOUT: Duration = Duration::from_secs(20);
 const ROSTER: &str = "jabber:iq:roster";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rookery_and_prosody_federate_messages_subscriptions_and_iqs() {
-    if let Some(missing) = missing_setup() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "the Prosody interop setup is missing in CI ({missing}): .ci/run should have made it"
-        );
-        eprintln!("skipped: {missing}");
+    if prosody::skip(missing_setup()) {
         return;
     }
     let rookery = TestServer::start_with(|c| {
@@ -54,13 +45,13 @@ async fn rookery_and_prosody_federate_messages_subscriptions_and_iqs() {
     })
     .await;
     rookery.add_user("alice@rookery.test", "a-pass").await;
-    let prosody = tokio::task::spawn_blocking(|| Prosody::start(&[("bob", "b-pass")]))
+    let prosody = tokio::task::spawn_blocking(|| start_prosody(&[("bob@prosody.test", "b-pass")]))
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
 
     let mut alice = online(rookery_client(&rookery, "alice@rookery.test", "a-pass")).await;
     alice.roster_get().await.unwrap();
-    let mut bob = online(prosody.client("bob@prosody.test", "b-pass")).await;
+    let mut bob = online(prosody.client("bob@prosody.test", "b-pass", "phone")).await;
     // Prosody pushes roster changes only to resources that fetched the roster.
     bob.roster_get().await.unwrap();
 
@@ -274,31 +265,15 @@ async fn iqs_cross_both_ways(alice: &mut Client, bob: &mut Client) {
 
 /// Why the test cannot run here, if it cannot.
 fn missing_setup() -> Option<String> {
-    for bin in [PROSODY, PROSODYCTL] {
-        if !Path::new(bin).exists() {
-            return Some(format!(
-                "{bin} is not installed (apt-get install prosody lua-unbound)"
-            ));
-        }
+    if let Some(missing) = prosody::missing() {
+        return Some(missing);
     }
     // Prosody reads /etc/hosts only through libunbound (Debian's lua-unbound, which the
     // package merely recommends); without it, rookery.test would not resolve.
-    let shebang = std::fs::read_to_string(PROSODY).unwrap_or_default();
-    let lua = shebang
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("#!"))
-        .and_then(|l| l.split_whitespace().last())
-        .unwrap_or("lua")
-        .to_owned();
-    let unbound = Command::new(&lua)
-        .args(["-e", "require 'lunbound'"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !unbound.is_ok_and(|s| s.success()) {
+    if !prosody::lua_can_load("lunbound") {
         return Some(format!(
-            "{lua} cannot load lunbound, which Prosody needs to read /etc/hosts (apt-get install lua-unbound)"
+            "{} cannot load lunbound, which Prosody needs to read /etc/hosts (apt-get install lua-unbound)",
+            prosody::lua()
         ));
     }
     for (domain, addr) in [(ROOKERY_DOMAIN, ROOKERY_S2S), (PROSODY_DOMAIN, PROSODY_S2S)] {
@@ -329,157 +304,33 @@ fn rookery_client(s: &TestServer, jid: &str, password: &str) -> ClientConfig {
     c
 }
 
-/// Log in, send initial presence and wait for the server to echo it.
-async fn online(config: ClientConfig) -> Client {
-    let jid = config.jid.clone();
-    let mut c = Client::connect(config)
-        .await
-        .unwrap_or_else(|e| panic!("{jid} logs in: {e}"));
-    c.send_presence().await.expect("initial presence");
-    let me = c.jid().to_owned();
-    c.recv_where(|e| e.name() == "presence" && e.attr("from") == Some(me.as_str()))
-        .await
-        .unwrap_or_else(|e| panic!("{me}'s own presence comes back: {e}"));
-    c
-}
-
-/// A Prosody serving prosody.test, run from a temporary directory; killed on drop, and
-/// its log printed if the test panics.
-struct Prosody {
-    child: Child,
-    c2s: SocketAddr,
-    dir: TempDir,
-}
-
-impl Prosody {
-    /// Write the configuration and certificate, create `users` (name, password) and start
-    /// Prosody; returns once its c2s and s2s ports accept connections.
-    fn start(users: &[(&str, &str)]) -> Prosody {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path();
-        std::fs::create_dir(path.join("data")).unwrap();
-        let c2s = free_port_on("127.0.0.3");
-        self_signed_certificate(path);
-        std::fs::write(path.join("prosody.cfg.lua"), config(path, c2s)).unwrap();
-        // Prosody refuses to run as root: as root, hand it the directory and switch user.
-        let as_root = is_root();
-        if as_root {
-            run(Command::new("chown")
-                .args(["-R", "prosody:prosody"])
-                .arg(path));
-        }
-        let cfg = path.join("prosody.cfg.lua");
-        for (user, password) in users {
-            // prosodyctl switches to the prosody user by itself when run as root.
-            run(Command::new(PROSODYCTL).arg("--config").arg(&cfg).args([
-                "register",
-                user,
-                PROSODY_DOMAIN,
-                password,
-            ]));
-        }
-        let mut cmd = if as_root {
-            let mut c = Command::new("setpriv");
-            c.args([
-                "--reuid=prosody",
-                "--regid=prosody",
-                "--init-groups",
-                PROSODY,
-            ]);
-            c
-        } else {
-            Command::new(PROSODY)
-        };
-        let console = std::fs::File::create(path.join("console.log")).unwrap();
-        let child = cmd
-            .arg("--config")
-            .arg(&cfg)
-            .arg("-F")
-            .current_dir(path)
-            .stdin(Stdio::null())
-            .stdout(console.try_clone().unwrap())
-            .stderr(console)
-            .spawn()
-            .expect("start prosody");
-        let c2s = SocketAddr::from(([127, 0, 0, 3], c2s));
-        let mut p = Prosody { child, c2s, dir };
-        p.wait_for_port(c2s);
-        p.wait_for_port(PROSODY_S2S.parse().unwrap());
-        p
-    }
-
-    /// rookery's test client for a Prosody account, resource "phone": plaintext (Prosody
-    /// is told to allow it), so SASL picks SCRAM-SHA-1.
-    fn client(&self, jid: &str, password: &str) -> ClientConfig {
-        let mut c = ClientConfig::new(self.c2s, jid, password);
-        c.security = Security::Plain;
-        c.resource = Some("phone".into());
-        c.timeout = TIMEOUT;
-        c
-    }
-
-    fn wait_for_port(&mut self, addr: SocketAddr) {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
-                return;
-            }
-            // (Dropping `self` on the way out prints Prosody's log.)
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("Prosody exited ({status}) before listening on {addr}");
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "Prosody did not listen on {addr} within {} s",
-                    TIMEOUT.as_secs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// The ends of Prosody's log and of its console output.
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for name in ["prosody.log", "console.log"] {
-            let path = self.dir.path().join(name);
-            out.push_str(&format!("--- the end of {} ---\n", path.display()));
-            out.push_str(&tail(&path, 16 * 1024));
-        }
-        out
-    }
-}
-
-impl Drop for Prosody {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("{}", self.logs());
-        }
-    }
+/// A Prosody serving prosody.test with `users` (bare JID, password); returns once its
+/// c2s and s2s ports accept connections.
+fn start_prosody(users: &[(&str, &str)]) -> Prosody {
+    let s2s: SocketAddr = PROSODY_S2S.parse().unwrap();
+    Prosody::start(
+        Setup {
+            c2s_ip: s2s.ip(),
+            users,
+            listening: &[s2s],
+        },
+        |dir, c2s| {
+            self_signed_certificate(dir);
+            config(dir, s2s.ip(), c2s)
+        },
+    )
 }
 
 /// Prosody's configuration: prosody.test on 127.0.0.3, s2s with dialback accepted over
 /// STARTTLS with a certificate nobody trusts, c2s without TLS on loopback, everything in
-/// `dir`, a debug log in `dir/prosody.log`.
-fn config(dir: &Path, c2s: u16) -> String {
+/// `dir`, a debug log in `dir/prosody.log` (the shared part is [`prosody::global_config`]).
+fn config(dir: &Path, ip: IpAddr, c2s: u16) -> String {
     let d = dir.display();
+    let global = prosody::global_config(dir, ip, c2s);
     format!(
-        r#"-- Written by rookery's interop_prosody_s2s test.
-pidfile = "{d}/prosody.pid"
-data_path = "{d}/data"
-certificates = "{d}"
-daemonize = false
-interfaces = {{ "127.0.0.3" }}
-local_interfaces = {{ "127.0.0.3" }}
-c2s_ports = {{ {c2s} }}
-c2s_direct_tls_ports = {{ }}
+        r#"{global}
+-- interop_prosody_s2s: federation with rookery.test.
 s2s_ports = {{ 5269 }}
-s2s_direct_tls_ports = {{ }}
-http_ports = {{ }}
-https_ports = {{ }}
-component_ports = {{ }}
 -- Let libunbound read /etc/hosts, where the test domains are.
 unbound = {{ hoststxt = true }}
 
@@ -494,15 +345,9 @@ modules_enabled = {{
 	"posix";
 }}
 
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
 -- rookery's certificate is self-signed: dialback proves its domain.
 s2s_require_encryption = false
 s2s_secure_auth = false
-
-authentication = "internal_hashed"
-storage = "internal"
-log = {{ debug = "{d}/prosody.log" }}
 
 VirtualHost "{PROSODY_DOMAIN}"
 ssl = {{ certificate = "{d}/{PROSODY_DOMAIN}.crt"; key = "{d}/{PROSODY_DOMAIN}.key" }}
@@ -519,63 +364,12 @@ fn self_signed_certificate(dir: &Path) {
     std::fs::write(file("key"), ck.signing_key.serialize_pem()).unwrap();
 }
 
-/// A port of `ip` nobody listens on now.
-fn free_port_on(ip: &str) -> u16 {
-    let l = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
-    l.local_addr().unwrap().port()
-}
-
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-/// Run a command to its end; panics with its output if it fails.
-fn run(cmd: &mut Command) {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({})\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The last `max` bytes of a file.
-fn tail(path: &PathBuf, max: u64) -> String {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return "(missing)\n".to_owned();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(max)));
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
 // --- conversation helpers (as in s2s.rs) -----------------------------------------------
 
 fn body(m: &Element) -> String {
     m.get_child("body", "jabber:client")
         .map(|b| b.text())
         .unwrap_or_default()
-}
-
-/// The condition of an error reply (Prosody's errors need not carry a `<text/>`, so
-/// `rookery_tests::error_condition` is too strict here).
-fn condition(e: &Element) -> String {
-    assert_eq!(e.attr("type"), Some("error"), "{}", String::from(e));
-    e.get_child("error", "jabber:client")
-        .and_then(|err| {
-            err.children()
-                .find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name() != "text")
-        })
-        .map(|c| c.name().to_owned())
-        .unwrap_or_else(|| panic!("no error condition: {}", String::from(e)))
 }
 
 fn is_presence(ty: &str, from: &str) -> impl Fn(&Element) -> bool {

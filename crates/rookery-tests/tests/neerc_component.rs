@@ -145,6 +145,15 @@ async fn tasks_survive_a_restart_of_the_component() {
     )
     .await;
     component.stop().await;
+    // It leaves the room as it stops.
+    admin
+        .recv_where(|e| {
+            e.name() == "presence"
+                && e.attr("type") == Some("unavailable")
+                && e.attr("from") == Some(&format!("{ROOM}/NEERC service") as &str)
+        })
+        .await
+        .expect("the component leaves the room");
 
     // While it is gone, its domain is unavailable.
     let r = admin

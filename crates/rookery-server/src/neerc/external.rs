@@ -434,7 +434,12 @@ async fn pump(
                 }
             }
             _ = shutdown.cancelled() => {
-                let _ = wr.write_all(b"</stream:stream>").await;
+                out.clear();
+                for presence in muc.leaving() {
+                    rookery_xml::serialize_into(&presence, ns::CLIENT, &mut out);
+                }
+                out.extend_from_slice(b"</stream:stream>");
+                let _ = tokio::time::timeout(Duration::from_secs(2), wr.write_all(&out)).await;
                 return Ok(());
             }
         }

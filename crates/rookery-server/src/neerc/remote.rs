@@ -262,6 +262,22 @@ impl RemoteMuc {
         self.uplink.send(presence).await;
     }
 
+    /// Presence leaving every room the component entered, for when it stops: otherwise
+    /// the MUC service keeps it as an occupant that is not there.
+    pub fn leaving(&self) -> Vec<Element> {
+        let rooms = self.rooms.lock().unwrap();
+        rooms
+            .iter()
+            .filter(|(_, r)| r.live.lock().unwrap().entered)
+            .map(|(name, _)| {
+                el("presence", ns::CLIENT)
+                    .with_attr("type", "unavailable")
+                    .with_attr("from", &format!("{}/{name}", self.component))
+                    .with_attr("to", &format!("{name}@{}/{NICK}", self.muc))
+            })
+            .collect()
+    }
+
     /// Presence from a room: an occupant came, changed or left, or our own entry failed.
     /// Returns a newcomer (room, session), who is to get the clock ([`Self::welcome`]).
     pub fn presence(&self, stanza: &Element) -> Option<(String, FullJid)> {
