@@ -138,12 +138,23 @@ impl Server {
 
     async fn deliver_message(&self, to: Jid, stanza: Element) {
         let ty = stanza_type(&stanza).to_owned();
-        let bare = to.to_bare();
-        if let Ok(full) = to.clone().try_into_full() {
-            if let Some(session) = self.sm().resource(&full) {
-                session.send(stanza);
-                return;
+        let mut stanza = stanza;
+        let to = match to.try_into_full() {
+            Ok(full) => {
+                if let Some(session) = self.sm().resource(&full) {
+                    // A session that just closed hands it back: it goes on as to a
+                    // resource that is not there.
+                    match session.offer(stanza) {
+                        Ok(()) => return,
+                        Err(back) => stanza = back,
+                    }
+                }
+                Jid::from(full)
             }
+            Err(bare) => Jid::from(bare),
+        };
+        let bare = to.to_bare();
+        if !to.is_bare() {
             // RFC 6121 §8.5.3.2.1: no such resource.
             match ty.as_str() {
                 "normal" | "chat" => {}
@@ -168,8 +179,16 @@ impl Server {
             self.sm().message_targets(&bare)
         };
         let mut delivered = false;
-        for s in &targets {
-            delivered |= s.send(stanza.clone());
+        // Each target but the last gets a copy; the last one the stanza itself, which
+        // comes back if that session did not take it.
+        if let Some((last, others)) = targets.split_last() {
+            for s in others {
+                delivered |= s.send(stanza.clone());
+            }
+            match last.offer(stanza) {
+                Ok(()) => return,
+                Err(back) => stanza = back,
+            }
         }
         if delivered || matches!(ty.as_str(), "headline" | "error") {
             return;

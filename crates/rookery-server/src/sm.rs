@@ -104,13 +104,18 @@ impl Outbox {
 
     /// Queue a stanza and wake the writer.
     pub fn push(&self, stanza: Outgoing) -> Result<(), PushError> {
+        self.offer(stanza).map_err(|(e, _)| e)
+    }
+
+    /// [`push`](Self::push), handing the stanza back when it is refused.
+    pub fn offer(&self, stanza: Outgoing) -> Result<(), (PushError, Outgoing)> {
         {
             let mut q = self.queue.lock().unwrap();
             if q.closed {
-                return Err(PushError::Closed);
+                return Err((PushError::Closed, stanza));
             }
             if q.stanzas.len() >= self.capacity {
-                return Err(PushError::Full);
+                return Err((PushError::Full, stanza));
             }
             q.stanzas.push_back(stanza);
         }
@@ -205,6 +210,20 @@ impl SessionHandle {
         self.queue(Outgoing::Stanza(stanza))
     }
 
+    /// [`send`](Self::send), handing the stanza back when the session did not take it.
+    pub fn offer(&self, stanza: Element) -> Result<(), Element> {
+        match self.outbox.offer(Outgoing::Stanza(stanza)) {
+            Ok(()) => Ok(()),
+            Err((e, Outgoing::Stanza(s))) => {
+                if e == PushError::Full {
+                    self.queue_full();
+                }
+                Err(s)
+            }
+            Err((_, _)) => unreachable!("a stanza was offered"),
+        }
+    }
+
     /// Queue a prepared stanza for the client, as [`send`](Self::send).
     pub fn send_prepared(&self, stanza: &Arc<Prepared>) -> bool {
         self.queue(Outgoing::Prepared(stanza.clone(), self.jid.as_str().into()))
@@ -214,15 +233,19 @@ impl SessionHandle {
         match self.outbox.push(item) {
             Ok(()) => true,
             Err(PushError::Full) => {
-                tracing::warn!(jid = %self.jid, "outbound queue full; ending the session");
-                self.close(StreamError::new(
-                    StreamCondition::PolicyViolation,
-                    "too many stanzas are waiting for this client: it is not reading them",
-                ));
+                self.queue_full();
                 false
             }
             Err(PushError::Closed) => false,
         }
+    }
+
+    fn queue_full(&self) {
+        tracing::warn!(jid = %self.jid, "outbound queue full; ending the session");
+        self.close(StreamError::new(
+            StreamCondition::PolicyViolation,
+            "too many stanzas are waiting for this client: it is not reading them",
+        ));
     }
 
     /// Ask the session's task to end the stream with this error.
@@ -283,10 +306,17 @@ impl SessionHandle {
     }
 }
 
-/// Local users' connected resources, by bare JID.
+/// Local users' connected resources, by bare JID (as a string: a full JID's bare part is
+/// looked up as a slice of it, without building a `BareJid` for every stanza).
 #[derive(Default)]
 pub struct SessionManager {
-    users: DashMap<BareJid, Vec<Arc<SessionHandle>>>,
+    users: DashMap<Box<str>, Vec<Arc<SessionHandle>>>,
+}
+
+/// The bare part of a full JID's normal form (a domain or localpart has no `/`).
+fn bare_of(full: &FullJid) -> &str {
+    let s = full.as_str();
+    s.split_once('/').map_or(s, |(bare, _)| bare)
 }
 
 impl SessionManager {
@@ -294,7 +324,7 @@ impl SessionManager {
     /// so the caller can end it: the newest connection wins (ejabberd's and Prosody's
     /// default conflict policy).
     pub fn bind(&self, session: Arc<SessionHandle>) -> Option<Arc<SessionHandle>> {
-        let mut entry = self.users.entry(session.jid.to_bare()).or_default();
+        let mut entry = self.users.entry(bare_of(&session.jid).into()).or_default();
         let old = entry
             .iter()
             .position(|s| s.jid == session.jid)
@@ -305,25 +335,28 @@ impl SessionManager {
 
     /// Remove exactly this session (not a newer one with the same JID).
     pub fn unbind(&self, session: &Arc<SessionHandle>) {
-        let bare = session.jid.to_bare();
+        let bare = bare_of(&session.jid);
         let mut empty = false;
-        if let Some(mut list) = self.users.get_mut(&bare) {
+        if let Some(mut list) = self.users.get_mut(bare) {
             list.retain(|s| !Arc::ptr_eq(s, session));
             empty = list.is_empty();
         }
         if empty {
-            self.users.remove_if(&bare, |_, l| l.is_empty());
+            self.users.remove_if(bare, |_, l| l.is_empty());
         }
     }
 
     pub fn resource(&self, jid: &FullJid) -> Option<Arc<SessionHandle>> {
-        let list = self.users.get(&jid.to_bare())?;
+        let list = self.users.get(bare_of(jid))?;
         list.iter().find(|s| s.jid == *jid).cloned()
     }
 
     /// All connected resources of a user.
     pub fn resources(&self, bare: &BareJid) -> Vec<Arc<SessionHandle>> {
-        self.users.get(bare).map(|l| l.clone()).unwrap_or_default()
+        self.users
+            .get(bare.as_str())
+            .map(|l| l.clone())
+            .unwrap_or_default()
     }
 
     /// Available resources of a user.
@@ -352,7 +385,7 @@ impl SessionManager {
     }
 
     pub fn is_online(&self, bare: &BareJid) -> bool {
-        self.users.contains_key(bare)
+        self.users.contains_key(bare.as_str())
     }
 
     /// Every connected session.

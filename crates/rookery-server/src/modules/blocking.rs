@@ -24,6 +24,9 @@ struct State {
     /// Non-empty blocklists, by the user's bare JID as a string: the filter looks them up
     /// straight from a stanza's (normalised) address, without parsing it.
     lists: DashMap<String, Arc<HashSet<String>>>,
+    /// Whether any list was ever loaded: until then every stanza passes at once (asking
+    /// the map whether it is empty locks each of its shards).
+    any: std::sync::atomic::AtomicBool,
     /// Resources that fetched the blocklist and so receive pushes (XEP-0191 §3.3).
     interested: DashSet<FullJid>,
 }
@@ -84,7 +87,7 @@ fn matches(list: &HashSet<String>, jid: &Jid) -> bool {
 
 impl State {
     fn filter(&self, stanza: &Element, dir: Direction) -> Verdict {
-        if self.lists.is_empty() {
+        if !self.any.load(std::sync::atomic::Ordering::Acquire) {
             return Verdict::Pass;
         }
         let (user_attr, other_attr) = match dir {
@@ -138,6 +141,7 @@ impl State {
             .await?;
         let set = Arc::new(v.into_iter().collect::<HashSet<_>>());
         if !set.is_empty() {
+            self.any.store(true, std::sync::atomic::Ordering::Release);
             self.lists.insert(user.to_string(), set.clone());
         }
         Ok(set)
@@ -226,6 +230,7 @@ async fn change(st: Arc<State>, req: IqRequest, block: bool) -> IqResult {
     if fresh.is_empty() {
         st.lists.remove(user.as_str());
     } else {
+        st.any.store(true, std::sync::atomic::Ordering::Release);
         st.lists
             .insert(user.to_string(), Arc::new(fresh.into_iter().collect()));
     }

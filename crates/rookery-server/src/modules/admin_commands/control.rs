@@ -19,7 +19,7 @@ const LIST_KIND: &str = "server";
 
 /// The black and white lists, kept in memory for the stanza filter.
 #[derive(Clone, Default)]
-pub(super) struct AccessLists(Arc<RwLock<Lists>>);
+pub(super) struct AccessLists(Arc<RwLock<Lists>>, Arc<std::sync::atomic::AtomicBool>);
 
 #[derive(Default)]
 struct Lists {
@@ -35,14 +35,27 @@ fn listed(list: &[String], jid: &Jid) -> bool {
 }
 
 impl AccessLists {
+    fn set(&self, lists: Lists) {
+        self.change(|l| *l = lists);
+    }
+
+    /// Change the lists, and note whether any is in force.
+    fn change(&self, f: impl FnOnce(&mut Lists)) {
+        let mut l = self.0.write().unwrap();
+        f(&mut l);
+        let active = !l.black.is_empty() || !l.white.is_empty();
+        self.1.store(active, std::sync::atomic::Ordering::Release);
+    }
+
     /// Blacklisted JIDs and domains may not exchange stanzas with local users; a
     /// non-empty whitelist admits only listed remote JIDs (local users and services are
     /// always admitted).
     fn verdict(&self, server: &Server, stanza: &minidom::Element, dir: Direction) -> Verdict {
-        let l = self.0.read().unwrap();
-        if l.black.is_empty() && l.white.is_empty() {
+        // Most servers have no lists: every stanza passes without taking the lock.
+        if !self.1.load(std::sync::atomic::Ordering::Acquire) {
             return Verdict::Pass;
         }
+        let l = self.0.read().unwrap();
         let attr = if dir == Direction::Outbound {
             "to"
         } else {
@@ -222,7 +235,7 @@ fn access_lists(m: &mut ModuleContext<'_>, lists: &AccessLists) {
                 load_list(&server, "blacklist").await,
                 load_list(&server, "whitelist").await,
             ) {
-                (Ok(black), Ok(white)) => *l.0.write().unwrap() = Lists { black, white },
+                (Ok(black), Ok(white)) => l.set(Lists { black, white }),
                 _ => tracing::warn!("could not load the black and white lists"),
             }
             Flow::Continue
@@ -269,12 +282,13 @@ fn access_lists(m: &mut ModuleContext<'_>, lists: &AccessLists) {
                         list.sort();
                         list.dedup();
                         store_list(&req.server, key, &list).await?;
-                        let mut l = lists.0.write().unwrap();
-                        if key == "blacklist" {
-                            l.black = list.clone();
-                        } else {
-                            l.white = list.clone();
-                        }
+                        lists.change(|l| {
+                            if key == "blacklist" {
+                                l.black = list.clone();
+                            } else {
+                                l.white = list.clone();
+                            }
+                        });
                         tracing::info!(by = %req.from, list = key, entries = list.len(), "access list changed");
                         Ok(
                             Reply::completed()
