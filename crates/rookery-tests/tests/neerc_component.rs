@@ -129,6 +129,20 @@ async fn the_component_serves_the_contest_like_the_built_in_service() {
     // Everyone sees the same board.
     let board = ask_tasks(&mut hall1).await;
     assert_eq!(board.len(), 1);
+
+    // The server still refuses users' forged updates, with the service elsewhere.
+    hall1
+        .send(stanza(&format!(
+            "<message to='{ROOM}' type='groupchat' id='spoof'><body>Task 'x' (1) changed</body>\
+             <x xmlns='{NS_TASKS}'><task id='1' title='x' type='todo'/></x></message>"
+        )))
+        .await
+        .unwrap();
+    let e = hall1
+        .recv_where(|e| e.attr("id") == Some("spoof"))
+        .await
+        .unwrap();
+    assert_eq!(error_condition(&e), "forbidden");
     component.stop().await;
 }
 

@@ -60,6 +60,8 @@ pub struct ExternalOptions {
 const QUEUE: usize = 4096;
 /// Workers for requests (each sender always on the same one).
 const WORKERS: usize = 8;
+/// Requests waiting for one worker, at most; more are answered `resource-constraint`.
+const WORKER_QUEUE: usize = 256;
 /// How long a query to the server (e.g. a room's affiliation list) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest wait between two connection attempts.
@@ -363,7 +365,7 @@ fn limits() -> Limits {
 fn spawn_workers(server: &Server) -> Vec<mpsc::Sender<Element>> {
     (0..WORKERS)
         .map(|_| {
-            let (tx, mut rx) = mpsc::channel::<Element>(256);
+            let (tx, mut rx) = mpsc::channel::<Element>(WORKER_QUEUE);
             let server = server.clone();
             tokio::spawn(async move {
                 while let Some(stanza) = rx.recv().await {
@@ -467,8 +469,19 @@ async fn dispatch(
             let mut h = std::collections::hash_map::DefaultHasher::new();
             from.hash(&mut h);
             let worker = &workers[(h.finish() as usize) % workers.len()];
-            if worker.send(stanza).await.is_err() {
-                tracing::error!("a request worker is gone");
+            // Never wait here: the worker may be waiting for an answer only this loop reads.
+            match worker.try_send(stanza) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(stanza)) => {
+                    let e = StanzaError::new(
+                        Condition::ResourceConstraint,
+                        "the contest service is busy; try again in a moment",
+                    );
+                    uplink.send(e.bounce(&stanza)).await;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    tracing::error!("a request worker is gone");
+                }
             }
         }
         "presence" => {

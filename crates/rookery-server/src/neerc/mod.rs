@@ -83,6 +83,20 @@ impl Module for Neerc {
     }
 
     fn start(&self, m: &mut ModuleContext<'_>) {
+        // The original client applies task and clock payloads from any sender: users may
+        // not send them, to a room or to anyone, so only the service's are ever seen. Also
+        // when the service runs as an external component (`enabled = false`).
+        m.filter(|_, stanza, dir| {
+            if dir == Direction::Outbound
+                && stanza.name() == "message"
+                && stanza.children().any(is_service_payload)
+            {
+                return Verdict::Bounce(StanzaError::forbidden(
+                    "task and clock updates come from the contest service only",
+                ));
+            }
+            Verdict::Pass
+        });
         if !m.config.neerc.enabled {
             return;
         }
@@ -114,19 +128,6 @@ impl Module for Neerc {
                 svc.push_clock(name.as_str(), occupant).await;
             }
             Flow::Continue
-        });
-        // The original client applies task and clock payloads from any sender: users may
-        // not send them, to a room or to anyone, so only the service's are ever seen.
-        m.filter(|_, stanza, dir| {
-            if dir == Direction::Outbound
-                && stanza.name() == "message"
-                && stanza.children().any(is_service_payload)
-            {
-                return Verdict::Bounce(StanzaError::forbidden(
-                    "task and clock updates come from the contest service only",
-                ));
-            }
-            Verdict::Pass
         });
     }
 }
