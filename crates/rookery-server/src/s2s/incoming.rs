@@ -287,7 +287,11 @@ fn check_header(server: &Server, h: &StreamHeader) -> Result<(String, Option<Str
 
 /// Whether `domain` is hosted here or a service of ours.
 fn is_ours(server: &Server, domain: &str) -> bool {
-    server.serves_host(domain) || server.service(domain).is_some()
+    // A configured component is ours even while it is not connected: no peer may speak
+    // for it (its JIDs are trusted, e.g. to read groups).
+    server.serves_host(domain)
+        || server.service(domain).is_some()
+        || crate::component::is_configured(server, domain)
 }
 
 /// A domain as sent in a dialback element or a stanza: a valid domain-only JID, not ours.
