@@ -65,6 +65,14 @@ impl StreamError {
         }
     }
 
+    /// `system-shutdown`, for every stream the server ends when it stops.
+    pub fn shutdown() -> Self {
+        StreamError::new(
+            StreamCondition::SystemShutdown,
+            "the server is shutting down",
+        )
+    }
+
     /// The `<stream:error>` element, serialised by hand because its prefix is the stream's.
     pub fn to_xml(&self) -> String {
         format!(

@@ -227,6 +227,11 @@ impl Server {
     /// End every session with `system-shutdown`, stop the listeners and wait for them.
     pub async fn shutdown(&self) {
         self.0.shutdown.cancel();
+        // Bound sessions wait on their own signal, not on the token (a session that binds
+        // after this sees the token when it starts).
+        for s in self.sm().all() {
+            s.close(crate::error::StreamError::shutdown());
+        }
         self.0.tracker.close();
         if tokio::time::timeout(Duration::from_secs(10), self.0.tracker.wait())
             .await

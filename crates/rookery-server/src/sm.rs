@@ -8,14 +8,16 @@
 
 use crate::error::{StreamCondition, StreamError};
 use dashmap::DashMap;
+use futures::task::AtomicWaker;
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use std::collections::{HashSet, VecDeque};
+use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 /// A stanza serialised once for many recipients (a groupchat message to every occupant of
 /// a room): written as `head`, ` to='…'` and `tail`, so each recipient costs a copy of
@@ -66,15 +68,66 @@ pub enum Outgoing {
     Prepared(Arc<Prepared>, Box<str>),
 }
 
+impl Outgoing {
+    /// Append the stanza's bytes for a c2s stream.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Outgoing::Stanza(s) => rookery_xml::serialize_into(s, crate::ns::CLIENT, out),
+            Outgoing::Prepared(p, to) => p.write_to(to, out),
+        }
+    }
+}
+
+/// Wakes the one task that writes a session's stream: a flag plus that task's waker.
+///
+/// Cheaper than a `Notify` or a cancellation token, which lock a list of waiters each
+/// time they are polled; the session loop polls on every stanza it reads.
+#[derive(Debug, Default)]
+pub struct Signal {
+    raised: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Signal {
+    /// Wake the waiting task (or the next poll, if it is not waiting yet).
+    pub fn raise(&self) {
+        if !self.raised.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+
+    /// [`raise`](Self::raise), waking the task even if it was raised already (and is
+    /// waiting for something else, as a session whose write is stuck waits to be killed).
+    pub fn raise_and_wake(&self) {
+        self.raised.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Ready once after each [`raise`](Self::raise) (several raises may be seen as one).
+    pub fn poll_raised(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.raised.load(Ordering::Acquire) {
+            self.raised.store(false, Ordering::Release);
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        if self.raised.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
 /// A session's bounded queue of stanzas waiting to be written to its client.
 ///
-/// A plain deque under a mutex plus a [`Notify`], rather than a channel: it costs nothing
+/// A plain deque under a mutex plus a [`Signal`], rather than a channel: it costs nothing
 /// while empty (a channel preallocates a block of slots per session, which is most of an
-/// idle connection's memory) and the writer takes everything queued in one swap.
+/// idle connection's memory) and the writer takes what is queued under one lock.
 #[derive(Debug)]
 pub struct Outbox {
     queue: Mutex<Queue>,
-    ready: Notify,
+    /// Raised when a stanza is queued, and when the session must end.
+    pub signal: Signal,
     capacity: usize,
 }
 
@@ -97,7 +150,7 @@ impl Outbox {
     pub fn new(capacity: usize) -> Self {
         Outbox {
             queue: Mutex::new(Queue::default()),
-            ready: Notify::new(),
+            signal: Signal::default(),
             capacity: capacity.max(1),
         }
     }
@@ -119,7 +172,7 @@ impl Outbox {
             }
             q.stanzas.push_back(stanza);
         }
-        self.ready.notify_one();
+        self.signal.raise();
         Ok(())
     }
 
@@ -135,10 +188,17 @@ impl Outbox {
         n
     }
 
+    /// Everything queued, oldest first.
+    pub fn take_all(&self) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        self.take(&mut out, usize::MAX);
+        out
+    }
+
     /// Wait until something may be queued (spurious wake-ups are possible: check with
     /// [`take`](Self::take)). Cancel-safe.
     pub async fn ready(&self) {
-        self.ready.notified().await
+        poll_fn(|cx| self.signal.poll_raised(cx)).await
     }
 
     /// Refuse further stanzas and return what was queued but never taken (prepared
@@ -154,6 +214,20 @@ impl Outbox {
             })
             .collect()
     }
+}
+
+/// Microseconds from a fixed point of the process's life to `t` (0 for earlier times).
+fn mono_us(t: Instant) -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    t.saturating_duration_since(origin).as_micros() as u64
+}
+
+/// What woke a session's task: see [`SessionHandle::next_wake`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    Killed,
+    Outbox,
 }
 
 /// Presence-related state of one resource.
@@ -175,15 +249,17 @@ pub struct SessionHandle {
     pub peer: SocketAddr,
     /// When the session was bound, epoch microseconds.
     pub since_us: i64,
-    /// When the client last sent a stanza, epoch microseconds (for idle users).
-    last_active_us: AtomicI64,
+    /// When the client last sent a stanza, in microseconds of [`mono_us`] (for idle users).
+    last_active: AtomicU64,
     /// Stanzas received from the client.
     stanzas_in: AtomicU64,
     /// Stanzas waiting to be written to the client.
     pub outbox: Outbox,
-    /// Why the session must end; set before `kill` is cancelled.
+    /// Why the session must end; set before `killed`.
     kill_reason: Mutex<Option<StreamError>>,
-    kill: CancellationToken,
+    /// The session must end: set by [`close`](Self::close), which then raises the outbox's
+    /// signal so the session's task sees it.
+    killed: AtomicBool,
     pub state: Mutex<PresenceState>,
 }
 
@@ -195,11 +271,11 @@ impl SessionHandle {
             jid,
             peer,
             since_us: now,
-            last_active_us: AtomicI64::new(now),
+            last_active: AtomicU64::new(mono_us(Instant::now())),
             stanzas_in: AtomicU64::new(0),
             outbox: Outbox::new(queue),
             kill_reason: Mutex::new(None),
-            kill: CancellationToken::new(),
+            killed: AtomicBool::new(false),
             state: Mutex::new(PresenceState::default()),
         }
     }
@@ -254,19 +330,23 @@ impl SessionHandle {
         if r.is_none() {
             *r = Some(reason);
         }
-        self.kill.cancel();
+        drop(r);
+        self.killed.store(true, Ordering::Release);
+        self.outbox.signal.raise_and_wake();
     }
 
-    /// Note a stanza from the client.
-    pub fn touch(&self) {
-        self.last_active_us
-            .store(rookery_storage::now_us(), Ordering::Relaxed);
+    /// Note a stanza from the client, read at `at` (the caller has the time already: the
+    /// clock is read once per read from the socket, not per stanza).
+    pub fn touch(&self, at: Instant) {
+        self.last_active.store(mono_us(at), Ordering::Relaxed);
         self.stanzas_in.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// When the client last sent a stanza, epoch microseconds.
+    /// When the client last sent a stanza, epoch microseconds (measured on the monotonic
+    /// clock back from now, so a step of the wall clock does not make users look idle).
     pub fn last_active_us(&self) -> i64 {
-        self.last_active_us.load(Ordering::Relaxed)
+        let ago = mono_us(Instant::now()).saturating_sub(self.last_active.load(Ordering::Relaxed));
+        rookery_storage::now_us() - ago as i64
     }
 
     /// Stanzas received from the client so far.
@@ -285,8 +365,42 @@ impl SessionHandle {
         })
     }
 
-    pub fn killed(&self) -> &CancellationToken {
-        &self.kill
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    /// Wait until [`close`](Self::close) is called. Cancel-safe; it shares the outbox's
+    /// waker, so the session's task must poll it from the same task as the outbox.
+    pub async fn wait_killed(&self) {
+        poll_fn(|cx| {
+            if self.is_killed() {
+                return Poll::Ready(());
+            }
+            self.outbox.signal.waker.register(cx.waker());
+            if self.is_killed() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Wait for the next thing the session's task must do: end, or write what was queued.
+    /// Cancel-safe.
+    pub(crate) async fn next_wake(&self) -> Wake {
+        poll_fn(|cx| {
+            if self.is_killed() {
+                return Poll::Ready(Wake::Killed);
+            }
+            match self.outbox.signal.poll_raised(cx) {
+                Poll::Ready(()) if self.is_killed() => Poll::Ready(Wake::Killed),
+                Poll::Ready(()) => Poll::Ready(Wake::Outbox),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
     }
 
     pub fn kill_reason(&self) -> Option<StreamError> {
@@ -401,6 +515,68 @@ impl SessionManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::task::ArcWake;
+    use std::future::Future;
+
+    /// A waker that counts how often it was woken.
+    #[derive(Default)]
+    struct Count(AtomicU64);
+    impl ArcWake for Count {
+        fn wake_by_ref(me: &Arc<Self>) {
+            me.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn poll_once<F: Future>(f: std::pin::Pin<&mut F>, count: &Arc<Count>) -> Poll<F::Output> {
+        let waker = futures::task::waker(count.clone());
+        f.poll(&mut Context::from_waker(&waker))
+    }
+
+    fn handle() -> SessionHandle {
+        SessionHandle::new(
+            "a@localhost/r".parse().unwrap(),
+            "127.0.0.1:1".parse().unwrap(),
+            10,
+        )
+    }
+
+    #[test]
+    fn a_queued_stanza_wakes_the_waiting_session_once() {
+        let h = handle();
+        let count = Arc::new(Count::default());
+        let mut wait = std::pin::pin!(h.next_wake());
+        assert!(poll_once(wait.as_mut(), &count).is_pending());
+        h.send(Element::builder("message", "jabber:client").build());
+        h.send(Element::builder("message", "jabber:client").build());
+        // Two stanzas, one wake-up: the writer takes both.
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(poll_once(wait.as_mut(), &count), Poll::Ready(Wake::Outbox));
+        assert_eq!(h.outbox.take_all().len(), 2);
+        let mut again = std::pin::pin!(h.next_wake());
+        assert!(poll_once(again.as_mut(), &count).is_pending());
+    }
+
+    #[test]
+    fn closing_wakes_a_session_stuck_in_a_write_even_when_stanzas_raised_the_signal() {
+        let h = handle();
+        let count = Arc::new(Count::default());
+        // The session is writing and waits to be killed; stanzas keep coming meanwhile.
+        let mut killed = std::pin::pin!(h.wait_killed());
+        assert!(poll_once(killed.as_mut(), &count).is_pending());
+        h.send(Element::builder("message", "jabber:client").build());
+        assert!(poll_once(killed.as_mut(), &count).is_pending());
+        h.send(Element::builder("message", "jabber:client").build());
+        let woken = count.0.load(Ordering::SeqCst);
+        h.close(StreamError::shutdown());
+        assert_eq!(count.0.load(Ordering::SeqCst), woken + 1);
+        assert_eq!(poll_once(killed.as_mut(), &count), Poll::Ready(()));
+        let mut wait = std::pin::pin!(h.next_wake());
+        assert_eq!(poll_once(wait.as_mut(), &count), Poll::Ready(Wake::Killed));
+        assert_eq!(
+            h.kill_reason().unwrap().condition,
+            StreamCondition::SystemShutdown
+        );
+    }
 
     fn parse(bytes: &[u8]) -> Element {
         let mut p = rookery_xml::StreamParser::new(rookery_xml::Limits::default());

@@ -9,7 +9,7 @@ use crate::module::{Address, Direction, Event, Verdict};
 use crate::ns;
 use crate::router::stanza_type;
 use crate::server::Server;
-use crate::sm::{Outgoing, SessionHandle};
+use crate::sm::{Outgoing, SessionHandle, Wake};
 use crate::xml::{ElementExt, IqType, el, iq_result};
 use jid::{FullJid, Jid};
 use minidom::Element;
@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 const WRITE_BATCH: usize = 64;
 
 pub(crate) async fn run(server: &Server, conn: &mut Conn, auth: Authenticated) -> End {
-    let full = match bind(conn, &auth).await {
+    // The steps before and after the session loop are boxed, so the connection's task
+    // holds room for the loop only (see `c2s::tests`).
+    let full = match Box::pin(bind(conn, &auth)).await {
         Ok(f) => f,
         Err(end) => return end,
     };
@@ -35,21 +37,34 @@ pub(crate) async fn run(server: &Server, conn: &mut Conn, auth: Authenticated) -
         ));
     }
     tracing::info!(peer = %conn.peer, jid = %full, "c2s resource bound");
-    server
-        .registry()
-        .fire(server, Event::SessionBound { jid: full.clone() })
-        .await;
+    Box::pin(
+        server
+            .registry()
+            .fire(server, Event::SessionBound { jid: full.clone() }),
+    )
+    .await;
 
     let mut reroute = Vec::new();
     let end = session_loop(server, conn, &handle, &mut reroute).await;
+    Box::pin(session_ended(server, &handle, full, &end, reroute)).await;
+    end
+}
 
-    server.sm().unbind(&handle);
-    let status = match &end {
+/// The session is over: tell its contacts and modules, and deliver what it did not write.
+async fn session_ended(
+    server: &Server,
+    handle: &Arc<SessionHandle>,
+    full: FullJid,
+    end: &End,
+    reroute: Vec<Element>,
+) {
+    server.sm().unbind(handle);
+    let status = match end {
         End::Closed => "logged out".to_owned(),
         End::Io(e) => format!("connection lost: {e}"),
         End::Stream(e) => e.text.clone(),
     };
-    presence::session_ended(server, &handle, &status).await;
+    presence::session_ended(server, handle, &status).await;
     server
         .registry()
         .fire(server, Event::SessionClosed { jid: full, status })
@@ -65,7 +80,6 @@ pub(crate) async fn run(server: &Server, conn: &mut Conn, auth: Authenticated) -
             server.route(s).await;
         }
     }
-    end
 }
 
 /// Wait for the bind request and answer it.
@@ -133,67 +147,43 @@ async fn session_loop(
             )
         }))
     };
-    // Created once, not per turn of the loop: registering a timer and two cancellation
-    // waiters for every stanza was a measurable part of a message's cost.
-    let killed = handle.killed().cancelled();
-    let shutdown = server.shutdown_token().cancelled();
+    // Created once, not per turn of the loop: registering a timer for every stanza was a
+    // measurable part of a message's cost. Ending the session (also at shutdown) and
+    // queued stanzas wake the loop through one flag and waker (`next_wake`).
     let tick = tokio::time::sleep(keepalive);
-    tokio::pin!(killed, shutdown, tick);
+    tokio::pin!(tick);
     let mut last_read = Instant::now();
     let mut last_io = last_read;
-    let mut batch: Vec<Outgoing> = Vec::new();
+    if server.shutdown_token().is_cancelled() {
+        // Bound after the shutdown closed every session.
+        handle.close(StreamError::shutdown());
+    }
     loop {
         tokio::select! {
             biased;
-            _ = &mut killed => {
-                // What was queued before the end (e.g. the result of the request that
-                // removed the account) still goes out, if the client is reading at all.
-                let mut pending = Vec::new();
-                handle.outbox.take(&mut pending, usize::MAX);
-                if !pending.is_empty() {
-                    let copy: Vec<Element> = pending
-                        .iter()
-                        .filter_map(|o| match o {
-                            Outgoing::Stanza(s) => Some(s.clone()),
-                            Outgoing::Prepared(..) => None,
-                        })
-                        .collect();
-                    let sent = tokio::time::timeout(Duration::from_secs(2), conn.send_outgoing(pending)).await;
-                    if !matches!(sent, Ok(Ok(()))) {
-                        // Not written: rather deliver a message twice than lose it.
-                        for s in copy {
-                            if s.name() == "message" && matches!(stanza_type(&s), "chat" | "normal") {
-                                reroute.push(s);
-                            }
-                        }
-                    }
+            wake = handle.next_wake() => {
+                if wake == Wake::Killed {
+                    Box::pin(flush_before_end(conn, handle, reroute)).await;
+                    return ended();
                 }
-                return ended();
-            }
-            _ = &mut shutdown => {
-                return End::Stream(StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down"));
-            }
-            _ = handle.outbox.ready() => {
-                while handle.outbox.take(&mut batch, WRITE_BATCH) > 0 {
-                    // A client that does not read blocks this write; the router meanwhile
-                    // fills its queue and ends the session, which must win over the stuck
-                    // write.
+                // A client that does not read blocks this write; the router meanwhile fills
+                // its queue and ends the session, which must win over the stuck write.
+                while let Some(write) = conn.prepare_write(&handle.outbox, WRITE_BATCH) {
                     tokio::select! {
-                        r = conn.send_outgoing(batch.drain(..)) => if let Err(e) = r {
+                        r = write.send(conn) => if let Err(e) = r {
                             return End::Io(e);
                         },
-                        _ = &mut killed => return ended(),
+                        _ = handle.wait_killed() => return ended(),
                     }
                 }
-                batch = Vec::new();
                 last_io = Instant::now();
             }
             ev = conn.next_event() => {
-                last_read = Instant::now();
+                last_read = conn.read_at();
                 last_io = last_read;
                 match ev {
                     Ok(Some(StreamEvent::Stanza(s))) => {
-                        handle.touch();
+                        handle.touch(last_read);
                         if let Err(end) = inbound(server, handle, s).await {
                             return end;
                         }
@@ -224,6 +214,32 @@ async fn session_loop(
                 }
                 last_io = Instant::now();
                 tick.as_mut().reset((last_io + keepalive).into());
+            }
+        }
+    }
+}
+
+/// What was queued before the session was ended (e.g. the result of the request that
+/// removed the account) still goes out, if the client is reading at all; messages that
+/// could not be written go to `reroute`.
+async fn flush_before_end(conn: &mut Conn, handle: &SessionHandle, reroute: &mut Vec<Element>) {
+    let pending = handle.outbox.take_all();
+    if pending.is_empty() {
+        return;
+    }
+    let copy: Vec<Element> = pending
+        .iter()
+        .filter_map(|o| match o {
+            Outgoing::Stanza(s) => Some(s.clone()),
+            Outgoing::Prepared(..) => None,
+        })
+        .collect();
+    let sent = tokio::time::timeout(Duration::from_secs(2), conn.send_outgoing(pending)).await;
+    if !matches!(sent, Ok(Ok(()))) {
+        // Not written: rather deliver a message twice than lose it.
+        for s in copy {
+            if s.name() == "message" && matches!(stanza_type(&s), "chat" | "normal") {
+                reroute.push(s);
             }
         }
     }
@@ -297,8 +313,10 @@ async fn inbound(
         }
     }
     match stanza.name() {
-        "presence" => presence::outbound(server, session, to, stanza).await,
-        "iq" => iq(server, session, to, stanza).await,
+        // Boxed: their futures are large, and an idle session's task would otherwise hold
+        // room for them all its life.
+        "presence" => Box::pin(presence::outbound(server, session, to, stanza)).await,
+        "iq" => Box::pin(iq(server, session, to, stanza)).await,
         _ => {
             let to = to.unwrap_or_else(|| {
                 // RFC 6121 §8.1.1.1: a message with no 'to' is for the sender's bare JID.

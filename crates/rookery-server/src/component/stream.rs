@@ -158,7 +158,7 @@ async fn stream_loop(server: &Server, conn: &mut Conn, link: &ComponentLink) -> 
             biased;
             _ = &mut killed => return link.ended(),
             _ = &mut shutdown => {
-                return End::Stream(StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down"));
+                return End::Stream(StreamError::shutdown());
             }
             _ = link.outbox.ready() => {
                 while link.outbox.take(&mut batch, WRITE_BATCH) > 0 {
@@ -206,7 +206,7 @@ async fn stream_loop(server: &Server, conn: &mut Conn, link: &ComponentLink) -> 
                         },
                         _ = &mut killed => return link.ended(),
                         _ = &mut shutdown => {
-                            return End::Stream(StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down"));
+                            return End::Stream(StreamError::shutdown());
                         }
                     }
                     last_io = Instant::now();

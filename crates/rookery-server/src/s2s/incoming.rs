@@ -138,7 +138,7 @@ async fn run(server: &Server, conn: &mut S2sConn, st: &mut Incoming) -> End {
         tokio::select! {
             biased;
             _ = &mut shutdown => {
-                return End::Stream(StreamError::new(StreamCondition::SystemShutdown, "the server is shutting down"));
+                return End::Stream(StreamError::shutdown());
             }
             Some((remote, local, verdict)) = rx.recv() => {
                 if let Err(e) = answer_result(conn, st, remote, local, verdict).await {

@@ -234,10 +234,7 @@ pub(super) async fn run(server: Server, link: Arc<Link>) {
             tracing::info!(local = %link.local, remote = %link.remote, "s2s link closed: idle");
         }
         Ending::Shutdown => {
-            let e = StreamError::new(
-                StreamCondition::SystemShutdown,
-                "the server is shutting down",
-            );
+            let e = StreamError::shutdown();
             let _ =
                 tokio::time::timeout(WRITE_TIMEOUT, conn.send_stream_error(&link.local, &e)).await;
             let left = link.set_phase(Phase::Closed);
