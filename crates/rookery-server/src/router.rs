@@ -137,7 +137,6 @@ impl Server {
     }
 
     async fn deliver_message(&self, to: Jid, stanza: Element) {
-        let ty = stanza_type(&stanza).to_owned();
         let mut stanza = stanza;
         let to = match to.try_into_full() {
             Ok(full) => {
@@ -153,6 +152,7 @@ impl Server {
             }
             Err(bare) => Jid::from(bare),
         };
+        let ty = stanza_type(&stanza).to_owned();
         let bare = to.to_bare();
         if !to.is_bare() {
             // RFC 6121 §8.5.3.2.1: no such resource.
