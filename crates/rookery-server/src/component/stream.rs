@@ -134,6 +134,9 @@ pub(super) async fn run(server: &Server, conn: &mut Conn, link: Arc<ComponentLin
     server.unregister_service(&link.name);
     for s in link.outbox.close() {
         super::unavailable(server, &link.name, &s).await;
+        // The senders' sessions write each bounce before the next: a whole queue bounced
+        // at once to one sender would overflow that sender's own queue and cut it off.
+        tokio::task::yield_now().await;
     }
     end
 }
