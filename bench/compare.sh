@@ -10,9 +10,12 @@
 # earlier run, see ACCOUNTS_CACHE) and faces the same scenarios:
 #   - a SCRAM-SHA-1 login storm, plaintext (after an unmeasured one to warm up);
 #   - the same storm over STARTTLS, and STARTTLS handshakes alone (its TLS share);
-#   - 1:1 chat at saturation, then at a fixed rate: RATE if set, else half the saturation
-#     rate that server just reached (the target: p99 <= 1 ms at 50 % of saturation), and
-#     at SAME_RATE, the same for every server;
+#   - 1:1 chat at saturation, each message in a write of its own; again with senders
+#     writing up to BATCH messages at once (those their window allows: with one write per
+#     message the generator's own core saturates first, mostly in the kernel, so only this
+#     run loads the server to its limit); then at a fixed rate: RATE if set, else half the
+#     saturation rate that server just reached (the target: p99 <= 1 ms at 50 % of
+#     saturation), and at SAME_RATE, the same for every server;
 #   - for each size K in IDLE: K idle connections (RSS per connection), then ACTIVE_PAIRS
 #     pairs chatting at ACTIVE_RATE msg/s for ACTIVE_SECS among them (their latency);
 #   - IDLE_TLS idle connections over STARTTLS (RSS per idle TLS connection);
@@ -46,6 +49,7 @@ RATE=${RATE:-}                    # msg/s of the fixed-rate chat; empty: 50 % of
 SAME_RATE=${SAME_RATE:-2000}      # one more fixed-rate chat, the same for every server
 RATE_SECS=${RATE_SECS:-10}        # seconds of each fixed-rate chat
 MESSAGES=${MESSAGES:-100000}      # messages at saturation
+BATCH=${BATCH:-8}                 # most messages a sender writes at once in the second saturation run
 IDLE_TLS=${IDLE_TLS:-}            # idle connections over STARTTLS; empty: the smallest IDLE; 0: none
 REGISTER_CORES=${REGISTER_CORES:-0-1} # cores a server may use while accounts are registered
 MUC=${MUC:-0}                     # 1: also the multi-user chat fan-out runs
@@ -88,7 +92,7 @@ mkdir -p "$out"
     echo "busiest processes before:"
     ps -eo pcpu,comm --sort=-pcpu | head -6
     echo "rookery $(git rev-parse --short HEAD); prosody $(dpkg-query -W -f='${Version}' prosody); ejabberd $(dpkg-query -W -f='${Version}' ejabberd)"
-    echo "settings: USERS=$USERS LOGINS=$LOGINS HANDSHAKES=$HANDSHAKES CONCURRENCY=$CONCURRENCY PAIRS=$PAIRS RATE=${RATE:-50%} SAME_RATE=$SAME_RATE RATE_SECS=$RATE_SECS MESSAGES=$MESSAGES IDLE=\"$IDLE\" ACTIVE_PAIRS=$ACTIVE_PAIRS ACTIVE_RATE=$ACTIVE_RATE ACTIVE_SECS=$ACTIVE_SECS IDLE_TLS=$IDLE_TLS MUC=$MUC MUC_SIZES=\"$MUC_SIZES\" MUC_SENDERS=$MUC_SENDERS MUC_RATE=$MUC_RATE MUC_DELIVERIES=$MUC_DELIVERIES"
+    echo "settings: USERS=$USERS LOGINS=$LOGINS HANDSHAKES=$HANDSHAKES CONCURRENCY=$CONCURRENCY PAIRS=$PAIRS RATE=${RATE:-50%} SAME_RATE=$SAME_RATE RATE_SECS=$RATE_SECS MESSAGES=$MESSAGES BATCH=$BATCH IDLE=\"$IDLE\" ACTIVE_PAIRS=$ACTIVE_PAIRS ACTIVE_RATE=$ACTIVE_RATE ACTIVE_SECS=$ACTIVE_SECS IDLE_TLS=$IDLE_TLS MUC=$MUC MUC_SIZES=\"$MUC_SIZES\" MUC_SENDERS=$MUC_SENDERS MUC_RATE=$MUC_RATE MUC_DELIVERIES=$MUC_DELIVERIES"
 } > "$out/machine.txt"
 
 # start KIND RUN_DIR PORT CORES: start the server; sets pid.
@@ -163,6 +167,7 @@ for kind in $SERVERS; do
     gen --tls starttls --json "$out/$kind-login-tls.json" login --logins "$LOGINS" --concurrency "$CONCURRENCY"
     gen --tls starttls --json "$out/$kind-handshake.json" handshake --handshakes "$HANDSHAKES" --concurrency "$CONCURRENCY"
     gen --json "$out/$kind-chat-max.json" chat --pairs "$PAIRS" --rate 0 --messages "$MESSAGES"
+    gen --json "$out/$kind-chat-batch.json" chat --pairs "$PAIRS" --rate 0 --messages "$MESSAGES" --batch "$BATCH"
     rate=$RATE
     if [ -z "$rate" ]; then
         rate=$(python3 -c 'import sys; print(max(1, int(float(sys.argv[1]) / 2)))' \
@@ -216,7 +221,7 @@ for kind in $SERVERS; do
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/machine.txt"
 
-IDLE="$IDLE" IDLE_TLS="$IDLE_TLS" RATE="$RATE" SAME_RATE="$SAME_RATE" MUC_SIZES="$MUC_SIZES" MUC_RATE="$MUC_RATE" \
+IDLE="$IDLE" IDLE_TLS="$IDLE_TLS" RATE="$RATE" BATCH="$BATCH" SAME_RATE="$SAME_RATE" MUC_SIZES="$MUC_SIZES" MUC_RATE="$MUC_RATE" \
 python3 - "$out" $SERVERS <<'PY' | tee "$out/table.txt"
 import json, os, sys
 out, servers = sys.argv[1], sys.argv[2:]
@@ -230,6 +235,7 @@ def get(kind, run, *path):
         return None
 sizes = [int(k) for k in os.environ["IDLE"].split()]
 same, rate = os.environ["SAME_RATE"], os.environ.get("RATE")
+batch = os.environ["BATCH"]
 half = f"{rate} msg/s" if rate else "50 % of saturation"
 rows = [
     ("server CPU per SCRAM login, ms", "login", ("server_cpu_per_login_ms",), "{:.3f}"),
@@ -244,6 +250,10 @@ rows = [
     ("server CPU per message at saturation, µs", "chat-max", ("server_cpu_per_message_us",), "{:.1f}"),
     ("p99 latency at saturation, ms", "chat-max", ("latency", "p99_us"), "ms"),
     ("lost at saturation", "chat-max", ("lost",), "{}"),
+    (f"delivered/s at saturation, up to {batch} per write", "chat-batch", ("delivered_per_s",), "{:.0f}"),
+    (f"server CPU per message at saturation, up to {batch} per write, µs", "chat-batch", ("server_cpu_per_message_us",), "{:.1f}"),
+    (f"p99 latency at saturation, up to {batch} per write, ms", "chat-batch", ("latency", "p99_us"), "ms"),
+    (f"lost at saturation, up to {batch} per write", "chat-batch", ("lost",), "{}"),
     (f"rate at {half}, msg/s", "chat-half", ("rate",), "{}"),
     (f"p50 latency at {half}, ms", "chat-half", ("latency", "p50_us"), "ms"),
     (f"p99 latency at {half}, ms", "chat-half", ("latency", "p99_us"), "ms"),

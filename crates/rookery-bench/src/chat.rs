@@ -35,6 +35,9 @@ pub struct ChatParams {
     pub messages: u64,
     /// Messages in flight per pair at saturation.
     pub window: usize,
+    /// At saturation, the most messages a sender writes at once: what the window allows
+    /// when it gets a turn, as a buffered client would (1: one write per message).
+    pub batch: usize,
     /// How long to wait for stragglers after the last send.
     pub drain: Duration,
 }
@@ -144,7 +147,8 @@ pub async fn exchange(pairs: Vec<Pair>, p: &ChatParams, pid: Option<u32>) -> Res
             }
             Ok::<_, anyhow::Error>((got, h))
         }));
-        let (sent, rate, pairs) = (sent.clone(), p.rate, npairs as u64);
+        let (sent, rate, pairs, batch) =
+            (sent.clone(), p.rate, npairs as u64, p.batch.max(1) as u64);
         send_tasks.push(tokio::spawn(async move {
             let _keep = _ar;
             let mut buf = String::new();
@@ -166,13 +170,28 @@ pub async fn exchange(pairs: Vec<Pair>, p: &ChatParams, pid: Option<u32>) -> Res
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
             } else {
-                for n in 0..per_pair {
+                let mut n = 0;
+                while n < per_pair {
                     window.acquire().await?.forget();
+                    let mut k = 1;
+                    while k < batch
+                        && n + k < per_pair
+                        && window.try_acquire().is_ok_and(|p| {
+                            p.forget();
+                            true
+                        })
+                    {
+                        k += 1;
+                    }
                     buf.clear();
-                    buf.push_str(&message(&to, n, epoch.elapsed().as_micros() as u64));
+                    let now = epoch.elapsed().as_micros() as u64;
+                    for m in n..n + k {
+                        buf.push_str(&message(&to, m, now));
+                    }
                     writer.write_all(buf.as_bytes()).await?;
                     writer.flush().await?;
-                    sent.fetch_add(1, Ordering::Relaxed);
+                    sent.fetch_add(k, Ordering::Relaxed);
+                    n += k;
                 }
             }
             Ok::<_, anyhow::Error>(writer)

@@ -93,6 +93,7 @@ pub async fn run(
             rate: p.rate,
             messages: p.rate * p.active_secs,
             window: 64,
+            batch: 1,
             drain: p.drain,
         };
         Some(chat::exchange(pairs, &params, pid).await?)

@@ -85,6 +85,10 @@ enum Scenario {
         messages: u64,
         #[arg(long, default_value_t = 64)]
         window: usize,
+        /// At saturation, the most messages a sender writes at once (those the window
+        /// allows when it gets a turn); 1 writes each message by itself.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
         /// Seconds to wait for stragglers after the last send.
         #[arg(long, default_value_t = 10)]
         drain: u64,
@@ -245,6 +249,7 @@ async fn main() -> Result<()> {
             rate,
             messages,
             window,
+            batch,
             drain,
         } => {
             let params = chat::ChatParams {
@@ -252,6 +257,7 @@ async fn main() -> Result<()> {
                 rate,
                 messages,
                 window,
+                batch,
                 drain: Duration::from_secs(drain),
             };
             let r = chat::run(&target, &accounts, &params, pid).await?;
@@ -260,7 +266,7 @@ async fn main() -> Result<()> {
                 (
                     "rate",
                     if rate == 0 {
-                        "saturation".into()
+                        format!("saturation (window {window}, up to {batch} per write)")
                     } else {
                         format!("{rate} msg/s")
                     },

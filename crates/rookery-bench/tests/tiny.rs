@@ -57,12 +57,13 @@ async fn wrong_passwords_are_counted_as_failures() {
 #[tokio::test(flavor = "multi_thread")]
 async fn chat_delivers_everything_at_a_rate_and_at_saturation() {
     let (_s, target, accounts) = setup(Mechanism::ScramSha1).await;
-    for rate in [200, 0] {
+    for (rate, batch) in [(200, 1), (0, 1), (0, 4)] {
         let p = chat::ChatParams {
             pairs: 3,
             rate,
             messages: 90,
             window: 8,
+            batch,
             drain: Duration::from_secs(5),
         };
         let r = chat::run(&target, &accounts, &p, Some(std::process::id()))
