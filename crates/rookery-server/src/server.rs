@@ -36,7 +36,7 @@ struct Inner {
     exit: tokio::sync::watch::Sender<Option<Exit>>,
     /// The configuration file the server was started with, for `reload`.
     config_path: std::sync::Mutex<Option<PathBuf>>,
-    logins: crate::logins::LoginLog,
+    stamps: crate::stamps::Stamps,
     /// Shared group contacts per user, for rosters and presence.
     groups: crate::modules::groups::Cache,
     /// Who checks passwords (`auth.backend`); see `accounts.rs`.
@@ -100,7 +100,7 @@ impl Server {
             tracker: TaskTracker::new(),
             started: Instant::now(),
             auth_failures: DashMap::new(),
-            logins: Default::default(),
+            stamps: Default::default(),
             groups: Default::default(),
             uplink: std::sync::OnceLock::new(),
         }));
@@ -183,7 +183,7 @@ impl Server {
         }
         let path = cfg.admin_socket_path();
         listening.admin_socket = Some(crate::admin::listen(self.clone(), &path)?);
-        self.spawn(self.clone().write_logins());
+        self.spawn(self.clone().write_stamps());
         self.registry()
             .fire(self, crate::module::Event::Started)
             .await;
@@ -239,11 +239,13 @@ impl Server {
         {
             tracing::warn!("some connections did not close within 10 s");
         }
+        // The sessions that just ended noted their last activity.
+        self.flush_stamps().await;
         let _ = std::fs::remove_file(self.0.config.admin_socket_path());
     }
 
-    pub(crate) fn login_log(&self) -> &crate::logins::LoginLog {
-        &self.0.logins
+    pub(crate) fn stamps(&self) -> &crate::stamps::Stamps {
+        &self.0.stamps
     }
 
     /// The shared group contacts cached for rosters and presence.

@@ -361,14 +361,10 @@ pub trait BlocklistStore: Send + Sync {
 /// XEP-0012: when a user's last session ended and its status text
 #[async_trait]
 pub trait LastActivityStore: Send + Sync {
-    /// Records (or replaces) the end of the user's last session.
-    async fn set_last_activity(
-        &self,
-        host: &str,
-        user: &str,
-        stamp_us: i64,
-        status: &str,
-    ) -> Result<()>;
+    /// Records (or replaces) the ends of users' last sessions: (host, user, time in
+    /// microseconds since the epoch, status text) each. Users without an account (deleted
+    /// meanwhile) are skipped.
+    async fn record_last_activity(&self, ends: &[(String, String, i64, String)]) -> Result<()>;
 
     /// (time in microseconds since the epoch, status text), if ever recorded.
     async fn last_activity(&self, host: &str, user: &str) -> Result<Option<(i64, String)>>;

@@ -949,24 +949,34 @@ impl BlocklistStore for SqliteStore {
 
 #[async_trait]
 impl LastActivityStore for SqliteStore {
-    async fn set_last_activity(
-        &self,
-        host: &str,
-        user: &str,
-        stamp_us: i64,
-        status: &str,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO last_activity (host, username, stamp_us, status) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (host, username) DO UPDATE SET \
-               stamp_us = excluded.stamp_us, status = excluded.status",
-        )
-        .bind(host)
-        .bind(user)
-        .bind(stamp_us)
-        .bind(status)
-        .execute(&self.pool)
-        .await?;
+    async fn record_last_activity(&self, ends: &[(String, String, i64, String)]) -> Result<()> {
+        // One statement per chunk (four parameters a user, well under SQLite's limit).
+        for chunk in ends.chunks(200) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = 4 * i;
+                    format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO last_activity (host, username, stamp_us, status) \
+                 SELECT v.column1, v.column2, v.column3, v.column4 FROM (VALUES {}) AS v \
+                 WHERE EXISTS (SELECT 1 FROM accounts a \
+                               WHERE a.host = v.column1 AND a.username = v.column2) \
+                 ON CONFLICT (host, username) DO UPDATE SET \
+                   stamp_us = excluded.stamp_us, status = excluded.status",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (host, user, stamp, status) in chunk {
+                q = q
+                    .bind(host.as_str())
+                    .bind(user.as_str())
+                    .bind(*stamp)
+                    .bind(status.as_str());
+            }
+            q.execute(&self.pool).await?;
+        }
         Ok(())
     }
 

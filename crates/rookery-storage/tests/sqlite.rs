@@ -192,7 +192,7 @@ async fn deleting_an_account_removes_all_its_data_and_nothing_else() {
             .await
             .unwrap();
         store
-            .set_last_activity(HOST, user, 5, "gone")
+            .record_last_activity(&[ended(user, 5, "gone")])
             .await
             .unwrap();
     }
@@ -697,30 +697,53 @@ async fn blocking_and_unblocking() {
     );
 }
 
+/// The end of `user`'s last session at `HOST`, as the server records it.
+fn ended(user: &str, stamp_us: i64, status: &str) -> (String, String, i64, String) {
+    (HOST.into(), user.into(), stamp_us, status.into())
+}
+
 #[tokio::test]
-async fn last_activity_is_remembered_and_replaced() {
+async fn last_activity_is_remembered_and_replaced_for_accounts_only() {
     let dir = TempDir::new().unwrap();
     let store = open(&db_path(&dir)).await;
+    for user in ["alice", "bob"] {
+        assert!(store.create_account(HOST, user, &[]).await.unwrap());
+    }
 
     assert_eq!(store.last_activity(HOST, "alice").await.unwrap(), None);
     let then = now_us();
+    // One batch: alice and bob left; so did someone whose account is already gone.
     store
-        .set_last_activity(HOST, "alice", then, "Gone fishing")
+        .record_last_activity(&[
+            ended("alice", then, "Gone fishing"),
+            ended("ghost", then, "boo"),
+            ended("bob", then - 5, ""),
+        ])
         .await
         .unwrap();
     assert_eq!(
         store.last_activity(HOST, "alice").await.unwrap(),
         Some((then, "Gone fishing".to_owned()))
     );
+    assert_eq!(
+        store.last_activity(HOST, "bob").await.unwrap(),
+        Some((then - 5, String::new()))
+    );
+    assert_eq!(store.last_activity(HOST, "ghost").await.unwrap(), None);
+
     store
-        .set_last_activity(HOST, "alice", then + 1_000_000, "")
+        .record_last_activity(&[ended("alice", then + 1_000_000, "")])
         .await
         .unwrap();
     assert_eq!(
         store.last_activity(HOST, "alice").await.unwrap(),
         Some((then + 1_000_000, String::new()))
     );
-    assert_eq!(store.last_activity(HOST, "bob").await.unwrap(), None);
+    assert_eq!(
+        store.last_activity(HOST, "bob").await.unwrap(),
+        Some((then - 5, String::new())),
+        "a later batch leaves the others as they were"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -960,7 +983,7 @@ async fn in_memory_stores_are_separate_and_work_through_the_trait_objects() {
         .await
         .unwrap();
     one.last_activity
-        .set_last_activity(HOST, "alice", 1, "")
+        .record_last_activity(&[ended("alice", 1, "")])
         .await
         .unwrap();
     assert!(one.accounts.delete_account(HOST, "alice").await.unwrap());

@@ -159,6 +159,37 @@ async fn last_activity_of_a_user_is_for_subscribers_only() {
     assert_eq!(r.attr("type"), Some("result"), "{r:?}");
 }
 
+/// What a user's `jabber:iq:last` query answers: (seconds, text).
+async fn last_activity(c: &mut rookery_client::Client, of: &str) -> (u64, String) {
+    let r = c
+        .iq(stanza(&format!(
+            "<iq type='get' to='{of}'><query xmlns='jabber:iq:last'/></iq>"
+        )))
+        .await
+        .unwrap();
+    assert_eq!(r.attr("type"), Some("result"), "{r:?}");
+    let q = r.get_child("query", "jabber:iq:last").unwrap();
+    (q.attr("seconds").unwrap().parse().unwrap(), q.text())
+}
+
+#[tokio::test]
+async fn last_activity_is_seen_at_once_and_kept_across_a_restart() {
+    let s = alice_and_bob().await;
+    let bob = s.online("bob@localhost", "b-pass", "b").await;
+    bob.close().await.unwrap();
+    // Asked at once, before the server writes it to the store.
+    let mut bob = s.login("bob@localhost", "b-pass", "b2").await;
+    let (seconds, text) = last_activity(&mut bob, "bob@localhost").await;
+    assert!(seconds < 60, "{seconds}");
+    assert_eq!(text, "logged out");
+    // The restart ends this second session: the server writes that end on its way out.
+    let s = s.restart().await;
+    let mut bob = s.login("bob@localhost", "b-pass", "b3").await;
+    let (seconds, text) = last_activity(&mut bob, "bob@localhost").await;
+    assert!(seconds < 60, "{seconds}");
+    assert_eq!(text, "the server is shutting down");
+}
+
 #[tokio::test]
 async fn vcards_are_public_and_only_their_owner_changes_them() {
     let s = alice_and_bob().await;

@@ -1,5 +1,6 @@
 //! XEP-0191 Blocking Command. Blocklists are cached in memory for users seen since start
-//! (loaded when a session binds), so the stanza filter is a map lookup on the routing path.
+//! (loaded when a session binds), so the stanza filter is a map lookup on the routing path;
+//! empty ones too, so that a user's later logins do not ask the store again.
 
 use crate::error::{Condition, StanzaError};
 use crate::module::{
@@ -21,9 +22,11 @@ pub struct Blocking {
 
 #[derive(Default)]
 struct State {
-    /// Non-empty blocklists, by the user's bare JID as a string: the filter looks them up
-    /// straight from a stanza's (normalised) address, without parsing it.
+    /// Blocklists loaded, by the user's bare JID as a string: the filter looks them up
+    /// straight from a stanza's (normalised) address, without parsing it. Empty ones all
+    /// share `empty`.
     lists: DashMap<String, Arc<HashSet<String>>>,
+    empty: Arc<HashSet<String>>,
     /// Whether any list was ever loaded: until then every stanza passes at once (asking
     /// the map whether it is empty locks each of its shards).
     any: std::sync::atomic::AtomicBool,
@@ -74,6 +77,13 @@ impl Module for Blocking {
             async { Flow::Continue }
         });
         let st = self.state.clone();
+        m.hook(EventKind::UserDeleted, 0, move |_, e| {
+            if let Event::UserDeleted { jid } = e {
+                st.lists.remove(jid.as_str());
+            }
+            async { Flow::Continue }
+        });
+        let st = self.state.clone();
         m.filter(move |_, stanza, dir| st.filter(stanza, dir));
     }
 }
@@ -103,6 +113,9 @@ impl State {
         let Some(list) = self.lists.get(bare).map(|l| l.clone()) else {
             return Verdict::Pass;
         };
+        if list.is_empty() {
+            return Verdict::Pass;
+        }
         let Some(Ok(other)) = stanza.get_attr(other_attr).map(Jid::new) else {
             return Verdict::Pass;
         };
@@ -139,12 +152,19 @@ impl State {
             .blocklist
             .blocklist(user.domain().as_str(), node)
             .await?;
-        let set = Arc::new(v.into_iter().collect::<HashSet<_>>());
-        if !set.is_empty() {
+        Ok(self.keep(user, v))
+    }
+
+    /// Cache `jids` as the blocklist of `user`.
+    fn keep(&self, user: &BareJid, jids: Vec<String>) -> Arc<HashSet<String>> {
+        let set = if jids.is_empty() {
+            self.empty.clone()
+        } else {
             self.any.store(true, std::sync::atomic::Ordering::Release);
-            self.lists.insert(user.to_string(), set.clone());
-        }
-        Ok(set)
+            Arc::new(jids.into_iter().collect())
+        };
+        self.lists.insert(user.to_string(), set.clone());
+        set
     }
 }
 
@@ -227,13 +247,7 @@ async fn change(st: Arc<State>, req: IqRequest, block: bool) -> IqResult {
         store.unblock(&host, &node, &jids).await?;
     }
     let fresh = store.blocklist(&host, &node).await?;
-    if fresh.is_empty() {
-        st.lists.remove(user.as_str());
-    } else {
-        st.any.store(true, std::sync::atomic::Ordering::Release);
-        st.lists
-            .insert(user.to_string(), Arc::new(fresh.into_iter().collect()));
-    }
+    st.keep(&user, fresh);
     // Push the change to every resource that fetched the blocklist.
     let name = if block { "block" } else { "unblock" };
     let mut push = el(name, ns::BLOCKING);

@@ -46,14 +46,21 @@ async fn user_last(req: IqRequest) -> IqResult {
     if !req.server.sm().available(&user).is_empty() {
         return Ok(Some(el("query", ns::LAST).with_attr("seconds", "0")));
     }
-    let node = user.node().map(|n| n.as_str()).unwrap_or("");
-    match req
-        .server
-        .stores()
-        .last_activity
-        .last_activity(user.domain().as_str(), node)
-        .await?
-    {
+    let (host, node) = (
+        user.domain().as_str(),
+        user.node().map_or("", |n| n.as_str()),
+    );
+    let last = match req.server.pending_last_activity(host, node) {
+        Some(noted) => Some(noted),
+        None => {
+            req.server
+                .stores()
+                .last_activity
+                .last_activity(host, node)
+                .await?
+        }
+    };
+    match last {
         Some((stamp, status)) => {
             let secs = ((rookery_storage::now_us() - stamp).max(0) / 1_000_000).to_string();
             Ok(Some(
@@ -73,22 +80,8 @@ async fn record(server: Server, event: Event) -> Flow {
         return Flow::Continue;
     };
     let bare = jid.to_bare();
-    if !server.sm().resources(&bare).is_empty() {
-        return Flow::Continue;
-    }
-    let node = bare.node().map(|n| n.as_str()).unwrap_or("");
-    if let Err(e) = server
-        .stores()
-        .last_activity
-        .set_last_activity(
-            bare.domain().as_str(),
-            node,
-            rookery_storage::now_us(),
-            &status,
-        )
-        .await
-    {
-        tracing::error!(error = %e, user = %bare, "could not record last activity");
+    if server.sm().resources(&bare).is_empty() {
+        server.note_last_activity(&bare, &status);
     }
     Flow::Continue
 }

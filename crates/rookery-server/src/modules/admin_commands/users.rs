@@ -341,7 +341,7 @@ async fn last_login(req: CommandRequest, v: Values) -> HandlerResult {
     for e in invalid {
         reply = reply.error(e);
     }
-    req.server.flush_logins().await;
+    req.server.flush_stamps().await;
     for (_, user) in users {
         let (host, name) = parts(&user);
         let accounts = &req.server.stores().accounts;
