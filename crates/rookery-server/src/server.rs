@@ -198,6 +198,28 @@ impl Server {
         self.0.tracker.spawn(fut);
     }
 
+    /// Run a task that hands every item of `rx` to `each`, in order, until shutdown, and
+    /// then what is still queued (so that shutdown need not wait for its senders to go).
+    pub(crate) fn spawn_queue<T, F, Fut>(&self, mut rx: tokio::sync::mpsc::Receiver<T>, mut each: F)
+    where
+        T: Send + 'static,
+        F: FnMut(T) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let stop = self.shutdown_token().clone();
+        self.spawn(async move {
+            loop {
+                let item = tokio::select! {
+                    biased;
+                    item = rx.recv() => item,
+                    _ = stop.cancelled() => rx.try_recv().ok(),
+                };
+                let Some(item) = item else { break };
+                each(item).await;
+            }
+        });
+    }
+
     /// Accept connections on `listener` until shutdown, each handled by `handle` in a task
     /// of its own (`what` names the listener in logs).
     pub(crate) async fn accept_loop<F, Fut>(&self, listener: TcpListener, what: &str, handle: F)

@@ -198,12 +198,11 @@ pub(crate) async fn deliver_prepared(
 
 impl MucService {
     fn new(server: &Server, domain: &str, host: &str) -> Arc<MucService> {
-        let (tx, mut rx) = mpsc::channel::<Delivery>(QUEUE);
+        let (tx, rx) = mpsc::channel::<Delivery>(QUEUE);
         let delivering = server.clone();
-        server.spawn(async move {
-            while let Some(d) = rx.recv().await {
-                d.deliver(&delivering).await;
-            }
+        server.spawn_queue(rx, move |d: Delivery| {
+            let server = delivering.clone();
+            async move { d.deliver(&server).await }
         });
         Arc::new(MucService {
             domain: domain.to_owned(),

@@ -182,20 +182,12 @@ impl NeercService {
         host: &str,
         muc: Arc<dyn view::MucView>,
     ) -> Arc<NeercService> {
-        let (tx, mut rx) = mpsc::channel::<Delivery>(QUEUE);
+        let (tx, rx) = mpsc::channel::<Delivery>(QUEUE);
         let routing = server.clone();
-        server.spawn(async move {
-            let stop = routing.shutdown_token().clone();
-            // On shutdown, what was queued is still delivered (to sessions still there).
-            loop {
-                let d = tokio::select! {
-                    biased;
-                    d = rx.recv() => d,
-                    _ = stop.cancelled() => rx.try_recv().ok(),
-                };
-                let Some(d) = d else { break };
-                d.deliver(&routing).await;
-            }
+        // On shutdown, what was queued is still delivered (to sessions still there).
+        server.spawn_queue(rx, move |d: Delivery| {
+            let server = routing.clone();
+            async move { d.deliver(&server).await }
         });
         let config = &server.config().neerc;
         Arc::new(NeercService {
