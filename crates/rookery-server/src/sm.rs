@@ -240,6 +240,8 @@ pub struct PresenceState {
     pub interested: bool,
     /// Entities this resource sent directed presence to (they get its unavailable).
     pub directed: HashSet<Jid>,
+    /// The status of the client's own unavailable presence, if that is what it sent last.
+    pub left_with: Option<String>,
 }
 
 /// One connected resource, shared between its connection task and the router.

@@ -182,9 +182,22 @@ async fn last_activity_is_seen_at_once_and_kept_across_a_restart() {
     let (seconds, text) = last_activity(&mut bob, "bob@localhost").await;
     assert!(seconds < 60, "{seconds}");
     assert_eq!(text, "logged out");
-    // The restart ends this second session: the server writes that end on its way out.
-    let s = s.restart().await;
+    // A client that says why it goes: its status is the text (XEP-0012 §4).
+    bob.send(stanza("<presence/>")).await.unwrap();
+    bob.send(stanza(
+        "<presence type='unavailable'><status>gone fishing</status></presence>",
+    ))
+    .await
+    .unwrap();
+    bob.close().await.unwrap();
     let mut bob = s.login("bob@localhost", "b-pass", "b3").await;
+    assert_eq!(
+        last_activity(&mut bob, "bob@localhost").await.1,
+        "gone fishing"
+    );
+    // The restart ends this session: the server writes that end on its way out.
+    let s = s.restart().await;
+    let mut bob = s.login("bob@localhost", "b-pass", "b4").await;
     let (seconds, text) = last_activity(&mut bob, "bob@localhost").await;
     assert!(seconds < 60, "{seconds}");
     assert_eq!(text, "the server is shutting down");

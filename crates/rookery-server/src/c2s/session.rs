@@ -65,6 +65,9 @@ async fn session_ended(
         End::Stream(e) => e.text.clone(),
     };
     presence::session_ended(server, handle, &status).await;
+    // What the client said as it went, if anything, rather than how the stream ended.
+    let said = handle.state.lock().unwrap().left_with.take();
+    let status = said.unwrap_or(status);
     server
         .registry()
         .fire(server, Event::SessionClosed { jid: full, status })

@@ -50,8 +50,16 @@ pub async fn outbound(
             }
             server.route(stanza).await
         }
-        (None, "available") => available(server, session, stanza).await,
-        (None, "unavailable") => unavailable(server, session, Some(stanza)).await,
+        (None, "available") => {
+            session.state.lock().unwrap().left_with = None;
+            available(server, session, stanza).await
+        }
+        (None, "unavailable") => {
+            // Its status is what last activity reports once the session ends (XEP-0012 §4).
+            let status = stanza.get_child("status", ns::CLIENT).map(|s| s.text());
+            session.state.lock().unwrap().left_with = status;
+            unavailable(server, session, Some(stanza)).await
+        }
         (None, _) => {
             let e = StanzaError::bad_request(format!("presence of type '{ty}' needs a 'to'"));
             session.send(e.bounce(&stanza));
