@@ -3,7 +3,8 @@
 //! receiver measures latency; what never arrives is counted as lost.
 
 use crate::conn::{Conn, Target, message};
-use crate::proc::{Delta, Meter};
+use crate::pace::Pacer;
+use crate::proc::{self, Delta, Meter};
 use crate::{Accounts, Latency, Progress, histogram, run_bounded};
 use anyhow::{Result, bail};
 use std::sync::Arc;
@@ -23,9 +24,14 @@ pub struct ChatReport {
     pub seconds: f64,
     pub delivered_per_s: f64,
     pub latency: Latency,
+    /// At a fixed rate, how late the generator sent each message after it was due: when
+    /// this grows, the generator did not keep up and the rate was not what was asked.
+    pub send_lag: Option<Latency>,
     pub server: Option<Delta>,
     /// Server CPU per delivered message, microseconds.
     pub server_cpu_per_message_us: Option<f64>,
+    /// This generator's CPU time over the same span, seconds.
+    pub generator_cpu_s: f64,
 }
 
 pub struct ChatParams {
@@ -114,7 +120,11 @@ pub async fn exchange(pairs: Vec<Pair>, p: &ChatParams, pid: Option<u32>) -> Res
     let _progress = Progress::start("delivered", delivered.clone());
     let per_pair = p.messages / npairs as u64;
     let meter = Meter::start(pid)?;
+    let me = std::process::id();
+    let gen_before = proc::sample(me)?;
     let started = Instant::now();
+    let pacer =
+        (p.rate > 0).then(|| Arc::new(Pacer::start(npairs, p.rate, per_pair * npairs as u64)));
 
     let mut recv_tasks = Vec::new();
     let mut send_tasks = Vec::new();
@@ -147,22 +157,18 @@ pub async fn exchange(pairs: Vec<Pair>, p: &ChatParams, pid: Option<u32>) -> Res
             }
             Ok::<_, anyhow::Error>((got, h))
         }));
-        let (sent, rate, pairs, batch) =
-            (sent.clone(), p.rate, npairs as u64, p.batch.max(1) as u64);
+        let (sent, pacer, batch) = (sent.clone(), pacer.clone(), p.batch.max(1) as u64);
         send_tasks.push(tokio::spawn(async move {
             let _keep = _ar;
             let mut buf = String::new();
-            if rate > 0 {
-                // Fixed rate: this pair's share, paced by a timer; late ticks are not
-                // bunched up (that would hide the server's latency in ours).
-                let every = Duration::from_secs_f64(pairs as f64 / rate as f64);
-                let mut tick = tokio::time::interval_at(
-                    tokio::time::Instant::now() + every.mul_f64(i as f64 / pairs as f64),
-                    every,
-                );
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut lag = histogram();
+            if let Some(pacer) = pacer {
+                // Fixed rate: this pair's share, one write per message when it is due.
+                let gate = pacer.gate(i);
                 for n in 0..per_pair {
-                    tick.tick().await;
+                    gate.acquire().await?.forget();
+                    let late = Instant::now().saturating_duration_since(pacer.due(i, n));
+                    lag.saturating_record(late.as_micros() as u64);
                     buf.clear();
                     buf.push_str(&message(&to, n, epoch.elapsed().as_micros() as u64));
                     writer.write_all(buf.as_bytes()).await?;
@@ -194,13 +200,17 @@ pub async fn exchange(pairs: Vec<Pair>, p: &ChatParams, pid: Option<u32>) -> Res
                     n += k;
                 }
             }
-            Ok::<_, anyhow::Error>(writer)
+            Ok::<_, anyhow::Error>((writer, lag))
         }));
     }
     let mut writers = Vec::new();
+    let mut lag = histogram();
     for t in send_tasks {
-        writers.push(t.await??);
+        let (w, l) = t.await??;
+        writers.push(w);
+        lag.add(&l)?;
     }
+    drop(pacer);
     let sent_total = sent.load(Ordering::Relaxed);
     // Wait for the receivers, at most `drain` after the last send.
     let deadline = tokio::time::Instant::now() + p.drain;
@@ -215,6 +225,7 @@ pub async fn exchange(pairs: Vec<Pair>, p: &ChatParams, pid: Option<u32>) -> Res
     }
     let seconds = started.elapsed().as_secs_f64();
     let server = meter.stop()?;
+    let generator_cpu_s = proc::sample(me)?.cpu_s - gen_before.cpu_s;
     let delivered_total = delivered.load(Ordering::Relaxed);
     drop(writers);
     Ok(ChatReport {
@@ -226,9 +237,11 @@ pub async fn exchange(pairs: Vec<Pair>, p: &ChatParams, pid: Option<u32>) -> Res
         seconds,
         delivered_per_s: delivered_total as f64 / seconds,
         latency: Latency::of(&h),
+        send_lag: (p.rate > 0).then(|| Latency::of(&lag)),
         server,
         server_cpu_per_message_us: server
             .filter(|_| delivered_total > 0)
             .map(|d| d.cpu_s * 1e6 / delivered_total as f64),
+        generator_cpu_s,
     })
 }

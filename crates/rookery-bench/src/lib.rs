@@ -8,6 +8,9 @@
 //! ([`proc`]) so it can report server CPU per login, per TLS handshake, per delivered
 //! message or groupchat delivery and RSS per idle connection: figures that compare across
 //! servers run on the same machine.
+//!
+//! Fixed rates are paced by [`pace`], finer than the runtime's 1 ms timer, and each
+//! fixed-rate report says how late the sends went out.
 
 pub mod chat;
 pub mod conn;
@@ -16,6 +19,7 @@ pub mod idle;
 pub mod login;
 pub mod muc;
 pub mod neerc;
+pub mod pace;
 pub mod proc;
 
 use anyhow::Result;

@@ -277,9 +277,16 @@ async fn main() -> Result<()> {
                 ("delivered/s", format!("{:.0}", r.delivered_per_s)),
                 ("latency p50/p90/p99/max ms", lat_ms(&r.latency)),
             ];
+            if let Some(l) = &r.send_lag {
+                t.push(("sent late p50/p90/p99/max ms", lat_ms(l)));
+            }
             if let Some(c) = r.server_cpu_per_message_us {
                 t.push(("server CPU per message", format!("{c:.1} µs")));
             }
+            t.push((
+                "generator CPU",
+                format!("{:.0} % of a core", r.generator_cpu_s * 100.0 / r.seconds),
+            ));
             ("chat", serde_json::to_value(&r)?, t)
         }
         Scenario::Idle {

@@ -12,6 +12,7 @@
 //! reported separately.
 
 use crate::conn::{Conn, Target, groupchat};
+use crate::pace::Pacer;
 use crate::proc::{self, Delta, Meter};
 use crate::{Accounts, Latency, Progress, histogram, run_bounded};
 use anyhow::{Context, Result, bail};
@@ -291,6 +292,7 @@ pub async fn run(
     let gen_before = proc::sample(me)?;
     let meter = Meter::start(pid)?;
     let started = Instant::now();
+    let pacer = (p.rate > 0).then(|| Arc::new(Pacer::start(p.senders, p.rate, total)));
 
     let mut recv_tasks = Vec::with_capacity(n);
     let mut send_tasks = Vec::with_capacity(p.senders);
@@ -337,26 +339,14 @@ pub async fn run(
             continue;
         }
         let (sent, windows, room) = (sent.clone(), windows.clone(), room.clone());
-        let (rate, senders) = (p.rate, p.senders as u64);
+        // Fixed rate: this sender's share, released when due; else a window in flight.
+        let gate = pacer.as_ref().map(|p| p.gate(i));
         send_tasks.push(tokio::spawn(async move {
             let mut buf = String::new();
             let first = i as u64 * per_sender;
-            // Fixed rate: this sender's share, paced by a timer; late ticks are not bunched
-            // up (that would hide the server's latency in ours).
-            let mut tick = (rate > 0).then(|| {
-                let every = Duration::from_secs_f64(senders as f64 / rate as f64);
-                let mut t = tokio::time::interval_at(
-                    tokio::time::Instant::now() + every.mul_f64(i as f64 / senders as f64),
-                    every,
-                );
-                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                t
-            });
             for seq in first..first + per_sender {
-                match &mut tick {
-                    Some(t) => {
-                        t.tick().await;
-                    }
+                match &gate {
+                    Some(g) => g.acquire().await?.forget(),
                     None => windows[i].acquire().await?.forget(),
                 }
                 buf.clear();
@@ -372,6 +362,7 @@ pub async fn run(
     for t in send_tasks {
         writers.push(t.await??);
     }
+    drop(pacer);
     let sent_total = sent.load(Ordering::Relaxed);
     // Wait for the occupants, at most `drain` after the last send.
     let deadline = tokio::time::Instant::now() + p.drain;

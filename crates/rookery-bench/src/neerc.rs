@@ -22,6 +22,7 @@
 
 use crate::conn::{Conn, Target};
 use crate::muc::{enter, has, instant_room, on_each, room_jid, start_tag};
+use crate::pace::Pacer;
 use crate::proc::{self, Delta, Meter};
 use crate::{Accounts, Latency, Progress, histogram, run_bounded};
 use anyhow::{Context, Result, bail};
@@ -297,16 +298,13 @@ pub async fn run(
 
     // One driver sends the changes, from the halls in turn.
     let mut state = vec![false; p.halls]; // running?
-    let mut tick = (p.rate > 0).then(|| {
-        let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / p.rate as f64));
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        t
-    });
+    let pacer = (p.rate > 0).then(|| Pacer::start(1, p.rate, total));
+    let gate = pacer.as_ref().map(|p| p.gate(0));
     let mut buf = String::new();
     for k in 0..total {
-        match &mut tick {
-            Some(t) => {
-                t.tick().await;
+        match &gate {
+            Some(g) => {
+                g.acquire().await?.forget();
                 // Below capacity, one change at a time: wait for the previous one.
                 window.acquire().await?.forget();
             }

@@ -72,6 +72,12 @@ async fn chat_delivers_everything_at_a_rate_and_at_saturation() {
         assert_eq!((r.sent, r.delivered, r.lost), (90, 90, 0), "{r:?}");
         assert!(r.latency.p50_us > 0 && r.latency.p99_us >= r.latency.p50_us);
         assert!(r.server_cpu_per_message_us.is_some());
+        // At a fixed rate the sends are paced (the 90th is due 89/200 s after the first)
+        // and their lag behind schedule is reported.
+        assert_eq!(r.send_lag.is_some(), rate > 0, "{r:?}");
+        if rate > 0 {
+            assert!(r.seconds >= 0.445, "{r:?}");
+        }
     }
 }
 
