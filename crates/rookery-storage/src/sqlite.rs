@@ -259,6 +259,17 @@ fn encode_path(path: &Path) -> Result<String> {
 // Value conversions
 // ---------------------------------------------------------------------------
 
+/// The rows of a `VALUES` list of numbered parameters: `($1, $2), ($3, $4)` for 2 rows of 2.
+fn values_params(rows: usize, columns: usize) -> String {
+    let row = |r: usize| {
+        let params: Vec<String> = (1..=columns)
+            .map(|c| format!("${}", r * columns + c))
+            .collect();
+        format!("({})", params.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
 fn flag(b: bool) -> i64 {
     i64::from(b)
 }
@@ -569,15 +580,12 @@ impl AccountStore for SqliteStore {
     async fn record_logins(&self, logins: &[(String, String, i64)]) -> Result<()> {
         // One statement per chunk (three parameters a login, well under SQLite's limit).
         for chunk in logins.chunks(300) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-                .collect();
             let sql = format!(
                 "UPDATE accounts SET last_login_us = v.stamp \
                  FROM (SELECT column1 AS host, column2 AS username, column3 AS stamp \
                        FROM (VALUES {})) AS v \
                  WHERE accounts.host = v.host AND accounts.username = v.username",
-                values.join(", ")
+                values_params(chunk.len(), 3)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (host, user, stamp) in chunk {
@@ -952,12 +960,6 @@ impl LastActivityStore for SqliteStore {
     async fn record_last_activity(&self, ends: &[(String, String, i64, String)]) -> Result<()> {
         // One statement per chunk (four parameters a user, well under SQLite's limit).
         for chunk in ends.chunks(200) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p = 4 * i;
-                    format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
-                })
-                .collect();
             let sql = format!(
                 "INSERT INTO last_activity (host, username, stamp_us, status) \
                  SELECT v.column1, v.column2, v.column3, v.column4 FROM (VALUES {}) AS v \
@@ -965,7 +967,7 @@ impl LastActivityStore for SqliteStore {
                                WHERE a.host = v.column1 AND a.username = v.column2) \
                  ON CONFLICT (host, username) DO UPDATE SET \
                    stamp_us = excluded.stamp_us, status = excluded.status",
-                values.join(", ")
+                values_params(chunk.len(), 4)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (host, user, stamp, status) in chunk {
@@ -997,6 +999,12 @@ impl LastActivityStore for SqliteStore {
 mod tests {
     use super::*;
     use crate::Subscription;
+
+    #[test]
+    fn values_params_number_every_row_on() {
+        assert_eq!(values_params(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_params(1, 1), "($1)");
+    }
 
     /// Every pooled connection runs with the settings durability relies on.
     #[tokio::test]
